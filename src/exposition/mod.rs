@@ -1,0 +1,1 @@
+//! exposition (in progress).

@@ -1,0 +1,173 @@
+//! Provider adapters: the only code that changes the world.
+//!
+//! Each adapter is a folder (`config.rs`, `client.rs`, `mod.rs`, `tests.rs`) and
+//! implements [`Provider`]. The trait speaks in target-level operations (set the
+//! replica count, replace an instance, take an instance out of traffic, roll a
+//! new version) so that process, webhook, Docker, HAProxy and Kubernetes adapters
+//! fit without changing it. Providers keep no decision logic: the guard and the
+//! per-kind state machines in `actions` decide, providers execute.
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::actions::ActionKind;
+
+pub mod process;
+pub mod webhook;
+
+/// One instance (replica, container, pod, backend server) of a target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceInfo {
+    /// Stable id within the target (process: the port; docker: container id; k8s: pod name).
+    pub id: String,
+    /// `host:port` the scraper and load balancers use, if it serves traffic.
+    pub address: Option<String>,
+    /// Last health check passed.
+    pub healthy: bool,
+    /// Currently in the discovery set / receiving traffic (false while its circuit is open).
+    pub in_traffic: bool,
+    /// Version or image it runs.
+    pub version: Option<String>,
+    /// Extra labels the scraper attaches to series from this instance.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A target's observable state, as the provider sees it right now.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TargetState {
+    /// Desired/declared replica count (process: running replicas; k8s: spec.replicas).
+    pub replicas: u32,
+    pub instances: Vec<InstanceInfo>,
+    /// Version the target is currently rolled to.
+    pub version: Option<String>,
+}
+
+/// A concrete operation the executor asks a provider to perform.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum ProviderOp {
+    /// scale_out / scale_in / scale: set the replica count.
+    SetReplicas { from: u32, to: u32 },
+    /// failover: replace (or restart) one instance, or switch primary → backup.
+    Replace { instance: String },
+    /// circuit_break: take the instance out of traffic.
+    CircuitOpen { instance: String },
+    /// circuit_break: let a trickle of traffic through (low weight where supported).
+    CircuitHalfOpen { instance: String },
+    /// circuit_break: put the instance fully back.
+    CircuitClose { instance: String },
+    /// redeploy: rolling restart to a new version or command; rolls back on failure.
+    Redeploy {
+        version: Option<String>,
+        command: Option<Vec<String>>,
+    },
+    /// redeploy with `rollback: true`: return to the previous version.
+    Rollback,
+}
+
+impl ProviderOp {
+    /// The action kind an op serves (for capability checks and metrics).
+    pub fn kind_hint(&self) -> &'static str {
+        match self {
+            ProviderOp::SetReplicas { .. } => "scale",
+            ProviderOp::Replace { .. } => "failover",
+            ProviderOp::CircuitOpen { .. }
+            | ProviderOp::CircuitHalfOpen { .. }
+            | ProviderOp::CircuitClose { .. } => "circuit_break",
+            ProviderOp::Redeploy { .. } | ProviderOp::Rollback => "redeploy",
+        }
+    }
+}
+
+/// What the executor hands a provider.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionRequest {
+    /// Unique action id; also the idempotency key.
+    pub action_id: String,
+    pub target: String,
+    pub kind: ActionKind,
+    pub op: ProviderOp,
+    pub rule: String,
+}
+
+/// What a provider reports back: state before and after, for the audit log.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ActionOutcome {
+    pub before: serde_json::Value,
+    pub after: serde_json::Value,
+    /// The op did not do what was asked but left the target safe (e.g. redeploy rolled back).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolled_back: Option<String>,
+}
+
+/// Whether an action that was started before a crash took effect.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reconciliation {
+    /// The target is in the state the action aimed for.
+    Applied,
+    /// The target is in the state from before the action.
+    NotApplied,
+    /// Neither: the current state, for the audit log.
+    Unknown,
+}
+
+/// Provider failures, typed so the executor can tell what to retry.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    #[error("{provider}: {message}")]
+    Unavailable { provider: String, message: String },
+    #[error("{provider}: timed out after {after_ms} ms")]
+    Timeout { provider: String, after_ms: u64 },
+    #[error("{provider}: permission denied: {message}")]
+    PermissionDenied { provider: String, message: String },
+    #[error("{provider}: conflict: {message}")]
+    Conflict { provider: String, message: String },
+    #[error("{provider}: not found: {message}")]
+    NotFound { provider: String, message: String },
+    #[error("{provider}: rejected: {message}")]
+    Rejected { provider: String, message: String },
+    #[error("{provider}: {kind} is not supported")]
+    Unsupported { provider: String, kind: ActionKind },
+    #[error("{provider}: {message}")]
+    Failed { provider: String, message: String },
+}
+
+impl ProviderError {
+    /// Transient failures worth retrying with backoff.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            ProviderError::Unavailable { .. }
+                | ProviderError::Timeout { .. }
+                | ProviderError::Conflict { .. }
+        )
+    }
+}
+
+/// A provider adapter. Object-safe: the agent holds `Arc<dyn Provider>` per target.
+#[async_trait::async_trait]
+pub trait Provider: Send + Sync {
+    /// Adapter name as written in config (`process`, `webhook`, `docker`, ...).
+    fn name(&self) -> &'static str;
+
+    /// Action kinds this adapter can carry out.
+    fn supports(&self) -> &'static [ActionKind];
+
+    /// Bring the target to its declared initial state and adopt what already runs
+    /// (after an agent restart: find existing instances, start none twice).
+    async fn start(&self) -> Result<TargetState, ProviderError>;
+
+    /// Current state (instances, addresses, health). Cheap; called every tick.
+    async fn state(&self) -> Result<TargetState, ProviderError>;
+
+    /// Perform one operation. Must be idempotent per `action_id`.
+    async fn execute(&self, req: &ActionRequest) -> Result<ActionOutcome, ProviderError>;
+
+    /// After a crash: did the started action `req` take effect?
+    async fn reconcile(&self, req: &ActionRequest) -> Result<Reconciliation, ProviderError>;
+
+    /// Stop background work. `stop_instances`: also stop what it runs (demo teardown).
+    async fn shutdown(&self, stop_instances: bool);
+}

@@ -1,0 +1,1 @@
+//! process provider (in progress).

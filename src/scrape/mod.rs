@@ -1,0 +1,1 @@
+//! scrape (in progress).

@@ -7,3 +7,11 @@
 pub mod event;
 
 pub use event::*;
+
+// API CONTRACT (being implemented; signatures fixed):
+//   AuditLog::open(dir: &Path, max_file_bytes: u64) -> Result<AuditLog, AuditError>
+//   AuditLog::append(&self, ev: AuditEvent, now: TimestampMs) -> Result<AuditEvent, AuditError>
+//        (thread-safe via an internal Mutex; fills seq, ts, ts_ms, prev_hash, hash; fsyncs before returning)
+//   read_all(dir: &Path) -> Result<Vec<AuditEvent>, AuditError>       (all files, in order)
+//   verify(dir: &Path) -> Result<VerifyReport, AuditError>
+//   replay(events: &[AuditEvent]) -> RebuiltState

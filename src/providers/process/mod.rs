@@ -1,1 +1,2 @@
 //! process provider (in progress).
+pub mod config;

@@ -1,1 +1,2 @@
 //! webhook provider (in progress).
+pub mod config;

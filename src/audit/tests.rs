@@ -1,0 +1,527 @@
+//! Tests of writing, reading, rotation, recovery, redaction and open actions.
+use std::collections::BTreeMap;
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde_json::json;
+
+use super::*;
+use crate::actions::{ActionKind, Reason};
+
+const T0: i64 = 1_795_000_000_000;
+
+fn started(id: &str, rule: &str, target: &str) -> AuditEvent {
+    AuditEvent {
+        action_id: Some(id.into()),
+        rule: Some(rule.into()),
+        target: Some(target.into()),
+        kind: Some(ActionKind::ScaleOut),
+        before: Some(json!(2)),
+        after: Some(json!(3)),
+        ..AuditEvent::new(EventKind::ActionStarted)
+    }
+}
+
+fn outcome(kind: EventKind, id: &str) -> AuditEvent {
+    AuditEvent {
+        action_id: Some(id.into()),
+        duration_ms: Some(1532),
+        ..AuditEvent::new(kind)
+    }
+}
+
+fn files_in(dir: &Path) -> Vec<String> {
+    list_files(dir)
+        .unwrap()
+        .into_iter()
+        .map(|(_, p)| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// Write `n` simple events at T0, T0+1s, …
+fn write_n(log: &AuditLog, n: usize) -> Vec<AuditEvent> {
+    (0..n)
+        .map(|i| {
+            let mut ev = AuditEvent::new(EventKind::Decision);
+            ev.rule = Some(format!("rule-{}", i % 3));
+            ev.target = Some(if i % 2 == 0 { "web" } else { "db" }.into());
+            log.append(ev, T0 + i as i64 * 1000).unwrap()
+        })
+        .collect()
+}
+
+fn append_raw(path: &Path, bytes: &[u8]) {
+    let mut f = OpenOptions::new().append(true).open(path).unwrap();
+    f.write_all(bytes).unwrap();
+}
+
+#[test]
+fn append_fills_chain_fields_and_round_trips() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = AuditLog::open(dir.path(), 0).unwrap();
+    let mut ev = started("a1", "latency-scale-out", "demo");
+    ev.reason = Some(Reason {
+        when: "p99 > 0.25".into(),
+        values: BTreeMap::from([("p99".to_string(), 0.31), ("rps".to_string(), 12.0)]),
+        pending_since: Some(T0 - 30_000),
+        for_ms: 30_000,
+        ..Reason::default()
+    });
+    let first = log.append(ev, T0 + 123).unwrap();
+    assert_eq!(first.seq, 1);
+    assert_eq!(first.ts_ms, T0 + 123);
+    assert_eq!(first.ts, crate::clock::rfc3339(T0 + 123));
+    assert!(first.ts.ends_with(".123Z"), "{}", first.ts);
+    assert_eq!(first.prev_hash, GENESIS_HASH);
+    assert_eq!(first.hash.len(), 64);
+    let second = log
+        .append(outcome(EventKind::ActionSucceeded, "a1"), T0 + 2000)
+        .unwrap();
+    assert_eq!(second.seq, 2);
+    assert_eq!(second.prev_hash, first.hash);
+    assert_ne!(second.hash, first.hash);
+
+    let back = read_all(dir.path()).unwrap();
+    assert_eq!(back, vec![first, second]);
+    assert_eq!(files_in(dir.path()), vec!["audit-000001.jsonl"]);
+}
+
+#[test]
+fn stored_line_hash_is_sha256_of_line_with_hash_emptied() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = AuditLog::open(dir.path(), 0).unwrap();
+    let ev = log.append(started("a1", "r", "t"), T0).unwrap();
+    let text = std::fs::read_to_string(dir.path().join("audit-000001.jsonl")).unwrap();
+    let line = text.strip_suffix('\n').unwrap();
+    let suffix = format!(",\"hash\":\"{}\"}}", ev.hash);
+    assert!(line.ends_with(&suffix), "{line}");
+    // The third-party recipe of the module doc, by hand.
+    let body = format!("{},\"hash\":\"\"}}", &line[..line.len() - suffix.len()]);
+    assert_eq!(line::sha256_hex(body.as_bytes()), ev.hash);
+}
+
+#[test]
+fn hash_is_the_last_serialised_field() {
+    // Guards the byte-exact hashing rule against a field added after `hash`.
+    let full = AuditEvent {
+        action_id: Some("x".into()),
+        detail: Some(json!({"a": 1})),
+        hash: "h".into(),
+        ..AuditEvent::new(EventKind::Approved)
+    };
+    let s = serde_json::to_string(&full).unwrap();
+    assert!(s.ends_with(",\"hash\":\"h\"}"), "{s}");
+}
+
+#[test]
+fn nan_query_values_survive_a_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = AuditLog::open(dir.path(), 0).unwrap();
+    let mut ev = AuditEvent::new(EventKind::Decision);
+    ev.reason = Some(Reason {
+        when: "p99 > 1".into(),
+        values: BTreeMap::from([("p99".to_string(), f64::NAN), ("rps".to_string(), 3.0)]),
+        ..Reason::default()
+    });
+    log.append(ev, T0).unwrap();
+    let back = read_all(dir.path()).unwrap();
+    let values = &back[0].reason.as_ref().unwrap().values;
+    assert!(values["p99"].is_nan());
+    assert_eq!(values["rps"], 3.0);
+    assert!(verify(dir.path()).unwrap().is_ok());
+}
+
+#[test]
+fn reopen_continues_seq_and_chain_and_keeps_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let written = {
+        let log = AuditLog::open(dir.path(), 0).unwrap();
+        write_n(&log, 3)
+    };
+    let log = AuditLog::open(dir.path(), 0).unwrap();
+    assert_eq!(log.last_seq().unwrap(), 3);
+    assert_eq!(log.last_hash().unwrap(), written[2].hash);
+    let next = log
+        .append(AuditEvent::new(EventKind::AgentStarted), T0 + 9000)
+        .unwrap();
+    assert_eq!(next.seq, 4);
+    assert_eq!(next.prev_hash, written[2].hash);
+    let all = read_all(dir.path()).unwrap();
+    assert_eq!(all.len(), 4);
+    assert_eq!(&all[..3], &written[..]);
+    assert_eq!(files_in(dir.path()), vec!["audit-000001.jsonl"]);
+    assert!(verify(dir.path()).unwrap().is_ok());
+}
+
+#[test]
+fn rotation_by_size_continues_the_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = AuditLog::open(dir.path(), 600).unwrap();
+    let written = write_n(&log, 20);
+    let files = list_files(dir.path()).unwrap();
+    assert!(files.len() >= 4, "expected several files, got {files:?}");
+    for (i, (idx, path)) in files.iter().enumerate() {
+        assert_eq!(*idx, i as u64 + 1);
+        let len = std::fs::metadata(path).unwrap().len();
+        assert!(len <= 600, "{} is {len} bytes", path.display());
+    }
+    // Reopen mid-way and keep writing: still one chain.
+    drop(log);
+    let log = AuditLog::open(dir.path(), 600).unwrap();
+    let more = log
+        .append(AuditEvent::new(EventKind::AgentStarted), T0)
+        .unwrap();
+    assert_eq!(more.seq, 21);
+    assert_eq!(more.prev_hash, written[19].hash);
+    let all = read_all(dir.path()).unwrap();
+    assert_eq!(all.len(), 21);
+    assert!(all
+        .windows(2)
+        .all(|w| w[1].seq == w[0].seq + 1 && w[1].prev_hash == w[0].hash));
+    let report = verify(dir.path()).unwrap();
+    assert!(report.is_ok(), "{report}");
+    assert_eq!(report.events, 21);
+    assert_eq!(report.files, list_files(dir.path()).unwrap().len());
+}
+
+#[test]
+fn oversized_line_gets_a_file_of_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = AuditLog::open(dir.path(), 100).unwrap();
+    write_n(&log, 3);
+    // Every decision line is > 100 bytes: one per file, none empty.
+    assert_eq!(files_in(dir.path()).len(), 3);
+    assert!(verify(dir.path()).unwrap().is_ok());
+}
+
+#[test]
+fn concurrent_appends_form_one_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(AuditLog::open(dir.path(), 2000).unwrap());
+    let handles: Vec<_> = (0..4)
+        .map(|t| {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || {
+                for i in 0..10 {
+                    let mut ev = AuditEvent::new(EventKind::Decision);
+                    ev.rule = Some(format!("t{t}-{i}"));
+                    log.append(ev, T0 + i).unwrap();
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let report = verify(dir.path()).unwrap();
+    assert!(report.is_ok(), "{report}");
+    assert_eq!(report.events, 40);
+}
+
+#[test]
+fn torn_tail_without_newline_is_skipped_and_writer_starts_a_new_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let written = {
+        let log = AuditLog::open(dir.path(), 0).unwrap();
+        write_n(&log, 3)
+    };
+    let first = dir.path().join("audit-000001.jsonl");
+    append_raw(&first, b"{\"seq\":4,\"ts\":\"2026-");
+
+    let (evs, warnings) = read_all_with_warnings(dir.path()).unwrap();
+    assert_eq!(evs, written);
+    assert_eq!(warnings.len(), 1);
+    assert_eq!(warnings[0].path, first);
+    assert_eq!(warnings[0].line, 4);
+    assert!(warnings[0].message.contains("torn tail"), "{}", warnings[0]);
+
+    let log = AuditLog::open(dir.path(), 0).unwrap();
+    let next = log
+        .append(AuditEvent::new(EventKind::AgentStarted), T0)
+        .unwrap();
+    assert_eq!(next.seq, 4);
+    assert_eq!(next.prev_hash, written[2].hash);
+    // The torn file is left as it is; the chain goes on in the next file.
+    assert_eq!(
+        files_in(dir.path()),
+        vec!["audit-000001.jsonl", "audit-000002.jsonl"]
+    );
+    assert!(std::fs::read_to_string(&first)
+        .unwrap()
+        .ends_with("\"ts\":\"2026-"));
+
+    let report = verify(dir.path()).unwrap();
+    assert!(report.is_ok(), "{report}");
+    assert_eq!(report.events, 4);
+    assert_eq!(report.warnings.len(), 1);
+    assert_eq!(
+        (report.warnings[0].path.clone(), report.warnings[0].line),
+        (first, 4)
+    );
+    assert_eq!(read_all(dir.path()).unwrap().len(), 4);
+}
+
+#[test]
+fn torn_tail_of_invalid_json_with_newline_is_also_torn() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = AuditLog::open(dir.path(), 0).unwrap();
+        write_n(&log, 2);
+    }
+    append_raw(&dir.path().join("audit-000001.jsonl"), b"\0\0\0\0\n");
+    let log = AuditLog::open(dir.path(), 0).unwrap();
+    assert_eq!(
+        log.append(AuditEvent::new(EventKind::AgentStarted), T0)
+            .unwrap()
+            .seq,
+        3
+    );
+    let report = verify(dir.path()).unwrap();
+    assert!(report.is_ok(), "{report}");
+    assert_eq!(report.warnings.len(), 1);
+    assert_eq!(report.warnings[0].line, 3);
+}
+
+#[test]
+fn torn_only_line_of_newest_file_links_to_previous_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let written = {
+        let log = AuditLog::open(dir.path(), 0).unwrap();
+        write_n(&log, 2)
+    };
+    // Crash while writing the first line of a freshly rotated file.
+    std::fs::write(dir.path().join("audit-000002.jsonl"), b"{\"seq\":3").unwrap();
+    let log = AuditLog::open(dir.path(), 0).unwrap();
+    let next = log
+        .append(AuditEvent::new(EventKind::AgentStarted), T0)
+        .unwrap();
+    assert_eq!(
+        (next.seq, next.prev_hash.as_str()),
+        (3, written[1].hash.as_str())
+    );
+    assert_eq!(files_in(dir.path()).last().unwrap(), "audit-000003.jsonl");
+    assert!(verify(dir.path()).unwrap().is_ok());
+}
+
+#[test]
+fn invalid_line_in_the_middle_is_an_error_not_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = AuditLog::open(dir.path(), 0).unwrap();
+        write_n(&log, 1);
+    }
+    let path = dir.path().join("audit-000001.jsonl");
+    append_raw(&path, b"garbage\n");
+    {
+        // A writer that ignored the rule would append here; simulate it.
+        let mut text = std::fs::read(&path).unwrap();
+        text.extend_from_slice(b"{}\n");
+        std::fs::write(&path, text).unwrap();
+    }
+    match read_all(dir.path()) {
+        Err(AuditError::Parse { path: p, line, .. }) => {
+            assert_eq!((p, line), (path.clone(), 2));
+        }
+        other => panic!("expected a parse error, got {other:?}"),
+    }
+    let report = verify(dir.path()).unwrap();
+    let b = report.first_break.expect("break");
+    assert_eq!((b.path, b.line), (path, 2));
+}
+
+#[test]
+fn empty_newest_file_is_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let written = {
+        let log = AuditLog::open(dir.path(), 0).unwrap();
+        write_n(&log, 2)
+    };
+    std::fs::write(dir.path().join("audit-000002.jsonl"), b"").unwrap();
+    let log = AuditLog::open(dir.path(), 0).unwrap();
+    let next = log
+        .append(AuditEvent::new(EventKind::AgentStarted), T0)
+        .unwrap();
+    assert_eq!(next.prev_hash, written[1].hash);
+    assert_eq!(files_in(dir.path()).len(), 2);
+    assert!(verify(dir.path()).unwrap().is_ok());
+}
+
+#[test]
+fn secrets_in_detail_before_after_and_errors_are_redacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = AuditLog::open(dir.path(), 0).unwrap();
+    let mut ev = AuditEvent::new(EventKind::ActionFailed);
+    ev.detail = Some(json!({
+        "url": "http://hook",
+        "headers": {"Authorization": "Bearer abc123", "X-Api-Key": "k1", "accept": "json"},
+        "nested": [{"client_secret": {"v": "s3"}, "ok": 1}],
+        "Password": "hunter2",
+        "refresh_TOKEN": "t0k",
+        "api_key": "k2"
+    }));
+    ev.before = Some(json!({"replicas": 2, "token": "x"}));
+    ev.after = Some(json!({"replicas": 3, "secret": ["a"]}));
+    ev.error = Some("401 from api: Authorization: Bearer abc123 rejected".into());
+    let stored = log.append(ev, T0).unwrap();
+
+    let text = std::fs::read_to_string(dir.path().join("audit-000001.jsonl")).unwrap();
+    for secret in [
+        "abc123", "k1", "s3", "hunter2", "t0k", "k2", "\"x\"", "[\"a\"]",
+    ] {
+        assert!(!text.contains(secret), "{secret} leaked: {text}");
+    }
+    let d = stored.detail.as_ref().unwrap();
+    assert_eq!(d["headers"]["Authorization"], "***");
+    assert_eq!(d["headers"]["X-Api-Key"], "***");
+    assert_eq!(d["headers"]["accept"], "json");
+    assert_eq!(d["nested"][0]["client_secret"], "***");
+    assert_eq!(d["nested"][0]["ok"], 1);
+    assert_eq!(d["Password"], "***");
+    assert_eq!(d["refresh_TOKEN"], "***");
+    assert_eq!(d["url"], "http://hook");
+    assert_eq!(stored.before.as_ref().unwrap()["replicas"], 2);
+    assert_eq!(stored.before.as_ref().unwrap()["token"], "***");
+    assert_eq!(stored.after.as_ref().unwrap()["secret"], "***");
+    assert_eq!(
+        stored.error.as_deref(),
+        Some("401 from api: Authorization: Bearer *** rejected")
+    );
+    // What was stored (redacted) is what was hashed.
+    assert_eq!(read_all(dir.path()).unwrap(), vec![stored]);
+    assert!(verify(dir.path()).unwrap().is_ok());
+}
+
+#[test]
+fn filters_select_by_time_rule_target_event_action_and_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = AuditLog::open(dir.path(), 500).unwrap();
+    log.append(started("a1", "r1", "web"), T0).unwrap();
+    log.append(outcome(EventKind::ActionSucceeded, "a1"), T0 + 1000)
+        .unwrap();
+    log.append(started("a2", "r2", "db"), T0 + 2000).unwrap();
+    log.append(outcome(EventKind::ActionFailed, "a2"), T0 + 3000)
+        .unwrap();
+    let mut sup = AuditEvent::new(EventKind::Suppressed);
+    sup.rule = Some("r1".into());
+    sup.target = Some("web".into());
+    sup.cause = Some("cooldown".into());
+    log.append(sup, T0 + 4000).unwrap();
+
+    let seqs = |f: AuditFilter| -> Vec<u64> {
+        query(dir.path(), &f)
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect()
+    };
+    assert_eq!(seqs(AuditFilter::default()), vec![1, 2, 3, 4, 5]);
+    assert_eq!(
+        seqs(AuditFilter {
+            since: Some(T0 + 2000),
+            ..Default::default()
+        }),
+        vec![3, 4, 5]
+    );
+    assert_eq!(
+        seqs(AuditFilter {
+            until: Some(T0 + 2000),
+            ..Default::default()
+        }),
+        vec![1, 2]
+    );
+    assert_eq!(
+        seqs(AuditFilter {
+            rule: Some("r1".into()),
+            ..Default::default()
+        }),
+        vec![1, 5]
+    );
+    assert_eq!(
+        seqs(AuditFilter {
+            target: Some("db".into()),
+            ..Default::default()
+        }),
+        vec![3]
+    );
+    assert_eq!(
+        seqs(AuditFilter {
+            event: Some(vec![EventKind::ActionSucceeded, EventKind::ActionFailed]),
+            ..Default::default()
+        }),
+        vec![2, 4]
+    );
+    assert_eq!(
+        seqs(AuditFilter {
+            action_id: Some("a2".into()),
+            ..Default::default()
+        }),
+        vec![3, 4]
+    );
+    assert_eq!(
+        seqs(AuditFilter {
+            limit: Some(2),
+            ..Default::default()
+        }),
+        vec![4, 5]
+    );
+    assert_eq!(
+        seqs(AuditFilter {
+            limit: Some(0),
+            ..Default::default()
+        }),
+        Vec::<u64>::new()
+    );
+    assert_eq!(
+        seqs(AuditFilter {
+            rule: Some("r1".into()),
+            event: Some(vec![EventKind::Suppressed]),
+            since: Some(T0),
+            ..Default::default()
+        }),
+        vec![5]
+    );
+}
+
+#[test]
+fn open_actions_are_starts_without_outcome() {
+    let evs: Vec<AuditEvent> = vec![
+        started("a1", "r", "t"),
+        started("a2", "r", "t"),
+        outcome(EventKind::ActionSucceeded, "a1"),
+        started("a3", "r", "t"),
+        started("a4", "r", "t"),
+        outcome(EventKind::ActionFailed, "a3"),
+        started("a5", "r", "t"),
+        outcome(EventKind::ActionReconciled, "a5"),
+        // An outcome before a (retried) start does not close it.
+        outcome(EventKind::ActionSucceeded, "a6"),
+        started("a6", "r", "t"),
+        AuditEvent::new(EventKind::AgentStopped),
+    ];
+    let open: Vec<_> = open_actions(&evs)
+        .into_iter()
+        .map(|e| e.action_id.unwrap())
+        .collect();
+    assert_eq!(open, vec!["a2", "a4", "a6"]);
+}
+
+#[test]
+fn missing_dir_reads_as_empty_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope");
+    assert!(read_all(&missing).unwrap().is_empty());
+    let report = verify(&missing).unwrap();
+    assert!(report.is_ok());
+    assert_eq!(report.events, 0);
+}
+
+#[test]
+fn io_errors_name_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    let err = AuditLog::open(&file, 0).unwrap_err();
+    assert!(err.to_string().contains("not-a-dir"), "{err}");
+}

@@ -328,7 +328,7 @@ fn invalid_line_in_the_middle_is_an_error_not_a_torn_tail() {
     }
     let report = verify(dir.path()).unwrap();
     let b = report.first_break.expect("break");
-    assert_eq!((b.path, b.line), (path, 2));
+    assert_eq!((b.path.clone(), b.line), (path, 2));
 }
 
 #[test]
@@ -524,4 +524,190 @@ fn io_errors_name_the_file() {
     std::fs::write(&file, b"x").unwrap();
     let err = AuditLog::open(&file, 0).unwrap_err();
     assert!(err.to_string().contains("not-a-dir"), "{err}");
+}
+
+mod verify_tests {
+    use super::*;
+
+    /// A rotated log of 12 events in files of a few lines each.
+    fn rotated_log() -> (tempfile::TempDir, Vec<AuditEvent>) {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::open(dir.path(), 1000).unwrap();
+        let evs = write_n(&log, 12);
+        let files = list_files(dir.path()).unwrap();
+        assert!(files.len() >= 3, "{files:?}");
+        // Every file but the last holds at least three lines.
+        for (_, f) in &files[..files.len() - 1] {
+            assert!(lines_of(f).len() >= 3, "{}", f.display());
+        }
+        assert!(verify(dir.path()).unwrap().is_ok());
+        (dir, evs)
+    }
+
+    fn lines_of(path: &Path) -> Vec<String> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect()
+    }
+
+    fn write_lines(path: &Path, lines: &[String]) {
+        let mut text = lines.join("\n");
+        text.push('\n');
+        std::fs::write(path, text).unwrap();
+    }
+
+    fn first_break(dir: &Path) -> (VerifyReport, ChainBreak) {
+        let report = verify(dir).unwrap();
+        let b = report
+            .first_break
+            .clone()
+            .expect("verify must report a break");
+        (report, b)
+    }
+
+    #[test]
+    fn intact_log_reports_last_seq_and_hash() {
+        let (dir, evs) = rotated_log();
+        let report = verify(dir.path()).unwrap();
+        assert_eq!(report.events, 12);
+        assert_eq!(report.last_seq, Some(12));
+        assert_eq!(report.last_hash.as_deref(), Some(evs[11].hash.as_str()));
+        assert!(report.warnings.is_empty());
+        assert!(report.to_string().starts_with("OK: 12 events"), "{report}");
+    }
+
+    #[test]
+    fn modified_field_is_a_hash_mismatch_at_its_line() {
+        let (dir, _) = rotated_log();
+        let path = list_files(dir.path()).unwrap()[1].1.clone();
+        let mut lines = lines_of(&path);
+        assert!(lines[1].contains("\"target\":\"web\"") || lines[1].contains("\"target\":\"db\""));
+        lines[1] = lines[1]
+            .replace("\"target\":\"web\"", "\"target\":\"XXX\"")
+            .replace("\"target\":\"db\"", "\"target\":\"XXX\"");
+        write_lines(&path, &lines);
+        let (report, b) = first_break(dir.path());
+        assert_eq!((b.path.clone(), b.line), (path.clone(), 2));
+        assert!(b.problem.contains("hash mismatch"), "{b}");
+        assert!(!report.is_ok());
+        assert!(
+            report
+                .to_string()
+                .contains(&format!("{}:2:", path.display())),
+            "{report}"
+        );
+    }
+
+    #[test]
+    fn modified_and_rehashed_line_breaks_the_next_link() {
+        let (dir, _) = rotated_log();
+        let path = list_files(dir.path()).unwrap()[0].1.clone();
+        let mut lines = lines_of(&path);
+        // Forge line 1 with a valid hash of its own.
+        let mut ev: AuditEvent = serde_json::from_str(&lines[0]).unwrap();
+        ev.rule = Some("forged".into());
+        let (bytes, _) = line::encode(&ev).unwrap();
+        lines[0] = String::from_utf8(bytes).unwrap();
+        write_lines(&path, &lines);
+        let (_, b) = first_break(dir.path());
+        assert_eq!((b.path.clone(), b.line, b.seq), (path, 2, Some(2)));
+        assert!(b.problem.contains("prev_hash"), "{b}");
+    }
+
+    #[test]
+    fn deleted_line_is_a_seq_gap_at_the_following_line() {
+        let (dir, evs) = rotated_log();
+        let path = list_files(dir.path()).unwrap()[1].1.clone();
+        let mut lines = lines_of(&path);
+        let removed: AuditEvent = serde_json::from_str(&lines[1]).unwrap();
+        lines.remove(1);
+        write_lines(&path, &lines);
+        let (report, b) = first_break(dir.path());
+        assert_eq!((b.path.clone(), b.line), (path, 2));
+        assert_eq!(b.expected, format!("seq {}", removed.seq));
+        assert_eq!(b.found, format!("seq {}", removed.seq + 1));
+        assert!(b.problem.contains("missing"), "{b}");
+        assert_eq!(
+            report.last_hash.as_deref(),
+            Some(evs[removed.seq as usize - 2].hash.as_str())
+        );
+    }
+
+    #[test]
+    fn deleted_last_line_of_a_middle_file_is_detected_in_the_next_file() {
+        let (dir, _) = rotated_log();
+        let files = list_files(dir.path()).unwrap();
+        let mut lines = lines_of(&files[0].1);
+        lines.pop();
+        write_lines(&files[0].1, &lines);
+        let (_, b) = first_break(dir.path());
+        assert_eq!((b.path, b.line), (files[1].1.clone(), 1));
+    }
+
+    #[test]
+    fn reordered_lines_are_detected() {
+        let (dir, _) = rotated_log();
+        let path = list_files(dir.path()).unwrap()[0].1.clone();
+        let mut lines = lines_of(&path);
+        lines.swap(1, 2);
+        write_lines(&path, &lines);
+        let (_, b) = first_break(dir.path());
+        assert_eq!((b.path.clone(), b.line), (path, 2));
+        assert_eq!((b.expected.as_str(), b.found.as_str()), ("seq 2", "seq 3"));
+    }
+
+    #[test]
+    fn removed_middle_file_is_detected_at_the_next_file() {
+        let (dir, _) = rotated_log();
+        let files = list_files(dir.path()).unwrap();
+        let first_of_third: AuditEvent = serde_json::from_str(&lines_of(&files[2].1)[0]).unwrap();
+        let first_of_second: AuditEvent = serde_json::from_str(&lines_of(&files[1].1)[0]).unwrap();
+        std::fs::remove_file(&files[1].1).unwrap();
+        let (_, b) = first_break(dir.path());
+        assert_eq!((b.path, b.line), (files[2].1.clone(), 1));
+        assert_eq!(b.expected, format!("seq {}", first_of_second.seq));
+        assert_eq!(b.found, format!("seq {}", first_of_third.seq));
+        // read_all does not check the chain; verify is the judge.
+        assert!(read_all(dir.path()).is_ok());
+    }
+
+    #[test]
+    fn removed_first_file_is_detected() {
+        let (dir, _) = rotated_log();
+        let files = list_files(dir.path()).unwrap();
+        std::fs::remove_file(&files[0].1).unwrap();
+        let (_, b) = first_break(dir.path());
+        assert_eq!((b.path, b.line), (files[1].1.clone(), 1));
+        assert_eq!(b.expected, "seq 1");
+    }
+
+    #[test]
+    fn torn_tail_in_an_older_file_cannot_hide_a_deleted_event() {
+        let (dir, _) = rotated_log();
+        let files = list_files(dir.path()).unwrap();
+        // Cut the newline off the last line of file 1: it now looks torn, but
+        // file 2 links to it, so the chain breaks there.
+        let mut text = std::fs::read(&files[0].1).unwrap();
+        text.pop();
+        std::fs::write(&files[0].1, text).unwrap();
+        let (report, b) = first_break(dir.path());
+        assert_eq!(report.warnings.len(), 1);
+        assert_eq!((b.path, b.line), (files[1].1.clone(), 1));
+    }
+
+    #[test]
+    fn hash_member_moved_or_missing_is_a_break() {
+        let (dir, _) = rotated_log();
+        let path = list_files(dir.path()).unwrap()[0].1.clone();
+        let mut lines = lines_of(&path);
+        let v: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+        // serde_json::Value sorts keys: `hash` is no longer last.
+        lines[0] = v.to_string();
+        write_lines(&path, &lines);
+        let (_, b) = first_break(dir.path());
+        assert_eq!(b.line, 1);
+        assert!(b.problem.contains("\"hash\""), "{b}");
+    }
 }

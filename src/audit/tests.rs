@@ -711,3 +711,323 @@ mod verify_tests {
         assert!(b.problem.contains("\"hash\""), "{b}");
     }
 }
+
+mod cli_tests {
+    use super::*;
+    use crate::actions::Mode;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    fn decision(rule: &str, id: &str) -> AuditEvent {
+        AuditEvent {
+            action_id: Some(id.into()),
+            rule: Some(rule.into()),
+            target: Some("demo".into()),
+            kind: Some(ActionKind::ScaleOut),
+            reason: Some(Reason {
+                when: "p99 > 0.25 && rps > 5".into(),
+                values: BTreeMap::from([("p99".to_string(), 0.3127), ("rps".to_string(), 12.0)]),
+                for_ms: 30_000,
+                ..Reason::default()
+            }),
+            ..AuditEvent::new(EventKind::Decision)
+        }
+    }
+
+    /// The demo's story: a scale-out, a failover that failed, a circuit still
+    /// in progress, an approved redeploy and a suppression.
+    fn story(log: &AuditLog) -> Vec<AuditEvent> {
+        let mut out = Vec::new();
+        let mut push = |ev: AuditEvent, t: i64| out.push(log.append(ev, T0 + t).unwrap());
+        push(decision("latency-scale-out", "a1"), 0);
+        push(started("a1", "latency-scale-out", "demo"), 10);
+        let mut ok = outcome(EventKind::ActionSucceeded, "a1");
+        ok.kind = Some(ActionKind::ScaleOut);
+        ok.target = Some("demo".into());
+        ok.rule = Some("latency-scale-out".into());
+        ok.before = Some(json!({"replicas": 2}));
+        ok.after = Some(json!({"replicas": 3}));
+        push(ok, 1542);
+        let mut fo = started("a2", "replica-dead", "demo");
+        fo.kind = Some(ActionKind::Failover);
+        fo.instance = Some("127.0.0.1:18101".into());
+        fo.before = None;
+        fo.after = None;
+        push(fo, 5000);
+        let mut failed = outcome(EventKind::ActionFailed, "a2");
+        failed.error = Some("health check timed out after 10s".into());
+        failed.duration_ms = Some(10_020);
+        push(failed, 15_020);
+        let mut cb = started("a3", "errors-circuit", "demo");
+        cb.kind = Some(ActionKind::CircuitBreak);
+        cb.before = Some(json!("closed"));
+        cb.after = Some(json!("open"));
+        push(cb, 20_000);
+        let mut rd = started("a4", "bad-version", "demo");
+        rd.kind = Some(ActionKind::Redeploy);
+        rd.before = Some(json!({"version": "v1"}));
+        rd.after = Some(json!({"version": "v2"}));
+        push(rd, 30_000);
+        let mut ap = AuditEvent::new(EventKind::Approved);
+        ap.action_id = Some("a4".into());
+        ap.approved_by = Some("alice".into());
+        push(ap, 30_500);
+        let mut rb = outcome(EventKind::ActionSucceeded, "a4");
+        rb.after = Some(json!({"version": "v1"}));
+        rb.duration_ms = Some(850);
+        push(rb, 31_350);
+        let mut sup = AuditEvent::new(EventKind::Suppressed);
+        sup.action_id = Some("a5".into());
+        sup.rule = Some("latency-scale-out".into());
+        sup.target = Some("demo".into());
+        sup.kind = Some(ActionKind::ScaleOut);
+        sup.cause = Some("cooldown".into());
+        sup.mode = Some(Mode::Enforce);
+        push(sup, 40_000);
+        push(AuditEvent::new(EventKind::AgentStopped), 50_000);
+        out
+    }
+
+    #[test]
+    fn human_lines_show_what_on_call_needs() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::open(dir.path(), 0).unwrap();
+        let evs = story(&log);
+        let mut out = Vec::new();
+        cli::print_events(&evs, false, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), evs.len());
+        assert!(lines[0].starts_with(&evs[0].ts), "{}", lines[0]);
+        assert!(lines[0].contains("decision"), "{}", lines[0]);
+        assert!(lines[0].contains("  p99=0.3127 rps=12  "), "{}", lines[0]);
+        assert!(
+            lines[0].contains("when=\"p99 > 0.25 && rps > 5\""),
+            "{}",
+            lines[0]
+        );
+        assert!(
+            lines[2].contains(
+                "action_succeeded    scale_out  demo  rule=latency-scale-out  2→3  (1532 ms)"
+            ),
+            "{}",
+            lines[2]
+        );
+        assert!(
+            lines[4].contains("error=\"health check timed out after 10s\""),
+            "{}",
+            lines[4]
+        );
+        assert!(lines[7].contains("approved_by=alice"), "{}", lines[7]);
+        assert!(lines[9].contains("cause=cooldown"), "{}", lines[9]);
+        assert!(lines[10].ends_with("agent_stopped"), "{:?}", lines[10]);
+    }
+
+    #[test]
+    fn json_output_is_the_stored_jsonl() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::open(dir.path(), 0).unwrap();
+        let mut evs = story(&log);
+        let mut nan = decision("r", "a9");
+        nan.reason
+            .as_mut()
+            .unwrap()
+            .values
+            .insert("p50".into(), f64::NAN);
+        evs.push(log.append(nan, T0).unwrap());
+        let back = read_all(dir.path()).unwrap();
+        let mut out = Vec::new();
+        cli::print_events(&back, true, &mut out).unwrap();
+        let stored = std::fs::read(dir.path().join("audit-000001.jsonl")).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            String::from_utf8(stored).unwrap()
+        );
+    }
+
+    #[test]
+    fn summary_table_has_one_row_per_action() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::open(dir.path(), 0).unwrap();
+        story(&log);
+        let table = cli::summary_table(&read_all(dir.path()).unwrap());
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 1 + 5 + 1, "{table}");
+        let header: Vec<&str> = lines[0].split_whitespace().collect();
+        assert_eq!(
+            header,
+            ["TIME", "RULE", "KIND", "TARGET", "INSTANCE", "CHANGE", "OUTCOME", "DURATION"]
+        );
+        let time = crate::clock::rfc3339(T0)[..19].replace('T', " ");
+        assert!(lines[1].starts_with(&time), "{table}");
+        let cols = |l: &str| {
+            l.split("  ")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(String::from)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            cols(lines[1])[1..],
+            [
+                "latency-scale-out",
+                "scale_out",
+                "demo",
+                "-",
+                "2→3",
+                "succeeded",
+                "1.532s"
+            ]
+        );
+        assert_eq!(
+            cols(lines[2])[1..],
+            [
+                "replica-dead",
+                "failover",
+                "demo",
+                "127.0.0.1:18101",
+                "-",
+                "failed: health check timed out after 10s",
+                "10.02s"
+            ]
+        );
+        assert_eq!(
+            cols(lines[3])[1..],
+            [
+                "errors-circuit",
+                "circuit_break",
+                "demo",
+                "-",
+                "closed→open",
+                "in progress",
+                "-"
+            ]
+        );
+        assert_eq!(
+            cols(lines[4])[1..],
+            [
+                "bad-version",
+                "redeploy",
+                "demo",
+                "-",
+                "v1→v1",
+                "succeeded (approved by alice)",
+                "850 ms"
+            ]
+        );
+        assert_eq!(
+            cols(lines[5])[1..],
+            [
+                "latency-scale-out",
+                "scale_out",
+                "demo",
+                "-",
+                "-",
+                "suppressed: cooldown",
+                "-"
+            ]
+        );
+        assert_eq!(
+            lines[6],
+            "5 actions: 2 succeeded, 1 failed, 1 in progress, 1 suppressed"
+        );
+        // Columns line up: every row has CHANGE at the same character offset.
+        let at = lines[0].find("CHANGE").unwrap();
+        assert_eq!(lines[1].chars().skip(at).take(3).collect::<String>(), "2→3");
+    }
+
+    #[test]
+    fn summary_of_no_actions() {
+        assert_eq!(
+            cli::summary_table(&[AuditEvent::new(EventKind::AgentStarted)]),
+            "TIME  RULE  KIND  TARGET  INSTANCE  CHANGE  OUTCOME  DURATION\n0 actions\n"
+        );
+    }
+
+    #[test]
+    fn since_accepts_durations_ago_and_rfc3339() {
+        let now = T0;
+        assert_eq!(cli::parse_since("10m", now).unwrap(), now - 600_000);
+        assert_eq!(cli::parse_since("1h30m", now).unwrap(), now - 5_400_000);
+        assert_eq!(
+            cli::parse_since("2026-11-23T04:10:02.123Z", now).unwrap(),
+            crate::clock::parse_time("2026-11-23T04:10:02.123Z").unwrap()
+        );
+        assert_eq!(
+            cli::parse_since(&crate::clock::rfc3339(T0 - 5), now).unwrap(),
+            T0 - 5
+        );
+        let err = cli::parse_since("yesterday", now).unwrap_err();
+        assert!(err.to_string().contains("yesterday"), "{err}");
+    }
+
+    #[test]
+    fn follow_prints_backlog_then_new_events_across_rotation() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Arc::new(AuditLog::open(dir.path(), 800).unwrap());
+        write_n(&log, 5);
+        let stop = Arc::new(AtomicBool::new(false));
+        let follower = {
+            let dir = dir.path().to_path_buf();
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let filter = AuditFilter {
+                    target: Some("web".into()),
+                    limit: Some(2),
+                    ..Default::default()
+                };
+                let mut out = Vec::new();
+                cli::follow(&dir, &filter, true, &mut out, || {
+                    stop.load(Ordering::SeqCst)
+                })
+                .unwrap();
+                String::from_utf8(out).unwrap()
+            })
+        };
+        // Give the follower time to print the backlog, then write across files.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let later: Vec<AuditEvent> = (5..20)
+            .map(|i| {
+                let mut ev = AuditEvent::new(EventKind::Decision);
+                ev.target = Some(if i % 2 == 0 { "web" } else { "db" }.into());
+                log.append(ev, T0 + i * 1000).unwrap()
+            })
+            .collect();
+        stop.store(true, Ordering::SeqCst);
+        let text = follower.join().unwrap();
+        assert!(list_files(dir.path()).unwrap().len() >= 3);
+        let seqs: Vec<u64> = text
+            .lines()
+            .map(|l| serde_json::from_str::<AuditEvent>(l).unwrap().seq)
+            .collect();
+        // Backlog: web events were seq 1, 3, 5 → newest two. Then every new web event.
+        let mut expected = vec![3, 5];
+        expected.extend(
+            later
+                .iter()
+                .filter(|e| e.target.as_deref() == Some("web"))
+                .map(|e| e.seq),
+        );
+        assert_eq!(seqs, expected);
+    }
+
+    #[test]
+    fn follow_skips_a_torn_tail_and_continues_in_the_next_file() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let log = AuditLog::open(dir.path(), 0).unwrap();
+            write_n(&log, 2);
+        }
+        append_raw(&dir.path().join("audit-000001.jsonl"), b"{\"seq\":3,");
+        let log = AuditLog::open(dir.path(), 0).unwrap();
+        log.append(AuditEvent::new(EventKind::AgentStarted), T0)
+            .unwrap();
+        let mut out = Vec::new();
+        cli::follow(dir.path(), &AuditFilter::default(), false, &mut out, || {
+            true
+        })
+        .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.lines().count(), 3, "{text}");
+        assert!(text.lines().nth(2).unwrap().contains("agent_started"));
+    }
+}

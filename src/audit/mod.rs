@@ -75,7 +75,7 @@
 //! The writer redacts `detail`, `before` and `after` before hashing: the value of
 //! any object key containing (case-insensitively) `authorization`, `secret`,
 //! `token`, `password`, `passwd`, `api_key`/`apikey`/`api-key` becomes `"***"`,
-//! at any depth, and `Bearer …` credentials in `error` are masked.
+//! at any depth, and `Bearer …` / `Basic …` credentials in `error` are masked.
 //!
 //! # Caveat: non-finite numbers
 //!

@@ -1031,3 +1031,39 @@ mod cli_tests {
         assert!(text.lines().nth(2).unwrap().contains("agent_started"));
     }
 }
+
+#[test]
+fn reopen_finds_the_last_line_of_large_files_and_large_torn_tails() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = "x".repeat(100_000);
+    let written: Vec<AuditEvent> = {
+        let log = AuditLog::open(dir.path(), 0).unwrap();
+        (0..3)
+            .map(|i| {
+                let mut ev = AuditEvent::new(EventKind::RulesReloaded);
+                ev.detail = Some(json!({ "blob": big }));
+                log.append(ev, T0 + i).unwrap()
+            })
+            .collect()
+    };
+    {
+        // Lines longer than the first backwards read: the chunk has to grow.
+        let log = AuditLog::open(dir.path(), 0).unwrap();
+        assert_eq!(log.last_seq().unwrap(), 3);
+        assert_eq!(log.last_hash().unwrap(), written[2].hash);
+    }
+    let torn = format!("{{\"seq\":4,\"detail\":\"{}", "y".repeat(150_000));
+    append_raw(&dir.path().join("audit-000001.jsonl"), torn.as_bytes());
+    let log = AuditLog::open(dir.path(), 0).unwrap();
+    let next = log
+        .append(AuditEvent::new(EventKind::AgentStarted), T0)
+        .unwrap();
+    assert_eq!(
+        (next.seq, next.prev_hash.as_str()),
+        (4, written[2].hash.as_str())
+    );
+    assert_eq!(files_in(dir.path()).len(), 2);
+    let report = verify(dir.path()).unwrap();
+    assert!(report.is_ok(), "{report}");
+    assert_eq!(report.warnings.len(), 1);
+}

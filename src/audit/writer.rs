@@ -4,14 +4,14 @@
 //! are created with `create_new` and opened for append only. See the `audit`
 //! module doc for the chain and torn-tail rules this implements.
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use serde::Deserialize;
 
 use super::event::AuditEvent;
-use super::files::{file_name, list_files, LineSource};
+use super::files::{file_name, list_files};
 use super::line::{encode, redact_event, GENESIS_HASH};
 use super::AuditError;
 use crate::clock::{rfc3339, TimestampMs};
@@ -162,8 +162,8 @@ fn recover(dir: &Path) -> Result<Inner, AuditError> {
     // Walk files newest first until one holds a complete line.
     let mut newest_torn = false;
     let mut anchor: Option<Link> = None;
-    for (pos, (idx, path)) in files.iter().enumerate().rev() {
-        let (last_good, last_torn) = scan_file(*idx, path)?;
+    for (pos, (_, path)) in files.iter().enumerate().rev() {
+        let (last_good, last_torn) = scan_file(path)?;
         if pos == files.len() - 1 {
             newest_torn = last_torn;
         }
@@ -205,24 +205,34 @@ fn recover(dir: &Path) -> Result<Inner, AuditError> {
     })
 }
 
-/// The last complete line's chain fields, and whether the file ends in a torn line.
-fn scan_file(idx: u64, path: &Path) -> Result<(Option<Link>, bool), AuditError> {
-    let mut src = LineSource::new(vec![(idx, path.to_path_buf())]);
-    let mut last_good = None;
-    let mut torn = false;
-    while let Some(line) = src.next_line()? {
-        let parsed = if line.terminated {
-            serde_json::from_slice::<Link>(&line.bytes).ok()
-        } else {
-            None
-        };
-        match parsed {
-            Some(link) => {
-                last_good = Some(link);
-                torn = false;
-            }
-            None => torn = line.last_in_file,
+/// The last complete line's chain fields, and whether the file ends in a torn
+/// line. Reads backwards from the end in growing chunks, so opening a large
+/// file costs a few reads rather than a scan.
+fn scan_file(path: &Path) -> Result<(Option<Link>, bool), AuditError> {
+    let mut file = File::open(path).map_err(|e| AuditError::io(path, e))?;
+    let len = file.metadata().map_err(|e| AuditError::io(path, e))?.len();
+    let mut chunk: u64 = 64 * 1024;
+    loop {
+        let start = len.saturating_sub(chunk);
+        file.seek(SeekFrom::Start(start))
+            .map_err(|e| AuditError::io(path, e))?;
+        let mut buf = Vec::with_capacity((len - start) as usize);
+        (&mut file)
+            .take(len - start)
+            .read_to_end(&mut buf)
+            .map_err(|e| AuditError::io(path, e))?;
+        let mut segments: Vec<&[u8]> = buf.split(|b| *b == b'\n').collect();
+        // After the last newline: empty if the file ends cleanly, else torn bytes.
+        let unterminated = segments.pop().unwrap_or_default();
+        if start > 0 && !segments.is_empty() {
+            segments.remove(0); // may begin mid-line
         }
+        let parse = |s: &[u8]| serde_json::from_slice::<Link>(s).ok();
+        let torn = !unterminated.is_empty() || segments.last().is_some_and(|s| parse(s).is_none());
+        let found = segments.iter().rev().find_map(|s| parse(s));
+        if found.is_some() || start == 0 {
+            return Ok((found, torn));
+        }
+        chunk = chunk.saturating_mul(4);
     }
-    Ok((last_good, torn))
 }

@@ -45,8 +45,12 @@
 //!         prev, seq = h, ev["seq"]
 //! ```
 //!
-//! (The script is strict: it treats an invalid last line as a failure, where
-//! [`verify`] applies the torn-tail rule below.)
+//! (The script skips an unterminated last line, but fails on a torn tail that
+//! happens to end in a newline, where [`verify`] applies the torn-tail rule
+//! below.)
+//!
+//! One process writes a directory at a time (the agent holds one `AuditLog`);
+//! this is not enforced by a lock.
 //!
 //! # Torn tails (crash mid-write)
 //!
@@ -72,10 +76,13 @@
 //!
 //! # Secrets
 //!
-//! The writer redacts `detail`, `before` and `after` before hashing: the value of
-//! any object key containing (case-insensitively) `authorization`, `secret`,
-//! `token`, `password`, `passwd`, `api_key`/`apikey`/`api-key` becomes `"***"`,
-//! at any depth, and `Bearer …` / `Basic …` credentials in `error` are masked.
+//! The writer cannot know secrets, so it redacts before hashing: in `detail`,
+//! `before` and `after`, the value of any object key containing
+//! (case-insensitively) `authorization`, `secret`, `token`, `password`,
+//! `passwd`, `api_key`/`apikey`/`api-key` becomes `"***"`, at any depth; and in
+//! their strings and in `error`, credentials in text are masked:
+//! `Bearer <token>`, `X-Api-Key: <value>`, `token=<value>` (query parameters,
+//! assignments) and the password of `scheme://user:pass@host`.
 //!
 //! # Caveat: non-finite numbers
 //!

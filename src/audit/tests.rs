@@ -1067,3 +1067,51 @@ fn reopen_finds_the_last_line_of_large_files_and_large_torn_tails() {
     assert!(report.is_ok(), "{report}");
     assert_eq!(report.warnings.len(), 1);
 }
+
+#[test]
+fn credentials_in_free_text_are_masked() {
+    let cases = [
+        (
+            "POST http://hook.local/h?token=abc123&x=1 failed",
+            "POST http://hook.local/h?token=***&x=1 failed",
+        ),
+        (
+            "connect to https://svc:hunter2@db.local:5432/x",
+            "connect to https://svc:***@db.local:5432/x",
+        ),
+        (
+            "header X-Api-Key: k1 rejected",
+            "header X-Api-Key: *** rejected",
+        ),
+        ("Authorization: Bearer abc", "Authorization: Bearer ***"),
+        (
+            "upstream said Bearer eyJhbGciOi.x-y_z ok",
+            "upstream said Bearer *** ok",
+        ),
+        (
+            "got (password=pw1) and secret=\"s\"",
+            "got (password=***) and secret=\"***\"",
+        ),
+        ("client_secret=s2;", "client_secret=***;"),
+        ("token='a b'", "token='***'"),
+    ];
+    for (input, want) in cases {
+        let mut ev = AuditEvent::new(EventKind::ActionFailed);
+        ev.error = Some(input.to_string());
+        ev.detail = Some(json!({ "msg": input, "n": 1 }));
+        redact_event(&mut ev);
+        assert_eq!(ev.error.as_deref(), Some(want), "{input}");
+        assert_eq!(ev.detail.as_ref().unwrap()["msg"], want, "{input}");
+    }
+    // Text without credentials is left exactly as it was.
+    for plain in [
+        "replica 127.0.0.1:18101 exited (code=1)",
+        "p99=0.3 rps=12",
+        "  two  spaces  ",
+    ] {
+        let mut ev = AuditEvent::new(EventKind::ActionFailed);
+        ev.error = Some(plain.to_string());
+        redact_event(&mut ev);
+        assert_eq!(ev.error.as_deref(), Some(plain));
+    }
+}

@@ -34,6 +34,68 @@ pub fn parse_since(value: &str, now: TimestampMs) -> Result<TimestampMs, AuditEr
     })
 }
 
+impl std::str::FromStr for EventKind {
+    type Err = AuditError;
+
+    /// The snake_case name as in the log (`action_started`).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        // Through serde, so a variant added to the enum is parsed too.
+        serde_json::from_value(Value::String(s.trim().to_string())).map_err(|_| {
+            AuditError::BadEvent {
+                value: s.to_string(),
+            }
+        })
+    }
+}
+
+/// Parse `--event` values; each may itself be a comma-separated list.
+pub fn parse_event_kinds<S: AsRef<str>>(values: &[S]) -> Result<Vec<EventKind>, AuditError> {
+    let mut out = Vec::new();
+    for v in values {
+        for part in v.as_ref().split(',').filter(|p| !p.trim().is_empty()) {
+            let kind: EventKind = part.parse()?;
+            if !out.contains(&kind) {
+                out.push(kind);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Build the filter of `homeostat audit` from its flags. An empty `events`
+/// means all events.
+pub fn filter_from_args<S: AsRef<str>>(
+    since: Option<&str>,
+    rule: Option<&str>,
+    target: Option<&str>,
+    events: &[S],
+    limit: Option<usize>,
+    now: TimestampMs,
+) -> Result<AuditFilter, AuditError> {
+    let kinds = parse_event_kinds(events)?;
+    Ok(AuditFilter {
+        since: since.map(|s| parse_since(s, now)).transpose()?,
+        rule: rule.map(String::from),
+        target: target.map(String::from),
+        event: (!kinds.is_empty()).then_some(kinds),
+        limit,
+        ..AuditFilter::default()
+    })
+}
+
+/// `homeostat audit` without `--follow`: print the matching events; returns
+/// how many were printed.
+pub fn show(
+    dir: &Path,
+    filter: &AuditFilter,
+    json: bool,
+    out: &mut impl Write,
+) -> Result<usize, AuditError> {
+    let events = super::read::query(dir, filter)?;
+    print_events(&events, json, out).map_err(|e| AuditError::io(dir, e))?;
+    Ok(events.len())
+}
+
 /// A number as on-call staff want to read it: no float noise, NaN spelled out.
 fn fmt_num(v: f64) -> String {
     if v.is_nan() {

@@ -136,6 +136,8 @@ pub enum AuditError {
         "invalid --since value {value:?}: expected a duration ago (10m, 2h) or an RFC 3339 time"
     )]
     BadSince { value: String },
+    #[error("unknown audit event {value:?}: expected a name of DESIGN.md §5 such as decision, suppressed, action_started, action_succeeded, action_failed")]
+    BadEvent { value: String },
 }
 
 impl AuditError {

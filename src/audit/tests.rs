@@ -1115,3 +1115,55 @@ fn credentials_in_free_text_are_masked() {
         assert_eq!(ev.error.as_deref(), Some(plain));
     }
 }
+
+#[test]
+fn cli_flags_become_a_filter() {
+    let f = cli::filter_from_args(
+        Some("10m"),
+        Some("r1"),
+        None,
+        &["action_started,action_failed", "decision", "action_failed"],
+        Some(5),
+        T0,
+    )
+    .unwrap();
+    assert_eq!(
+        f,
+        AuditFilter {
+            since: Some(T0 - 600_000),
+            rule: Some("r1".into()),
+            event: Some(vec![
+                EventKind::ActionStarted,
+                EventKind::ActionFailed,
+                EventKind::Decision
+            ]),
+            limit: Some(5),
+            ..AuditFilter::default()
+        }
+    );
+    let none: [&str; 0] = [];
+    assert_eq!(
+        cli::filter_from_args(None, None, Some("web"), &none, None, T0).unwrap(),
+        AuditFilter {
+            target: Some("web".into()),
+            ..AuditFilter::default()
+        }
+    );
+    let err = cli::filter_from_args(None, None, None, &["action_start"], None, T0).unwrap_err();
+    assert!(err.to_string().contains("action_start"), "{err}");
+    assert!(matches!(
+        cli::filter_from_args(Some("soon"), None, None, &none, None, T0),
+        Err(AuditError::BadSince { .. })
+    ));
+
+    let dir = tempfile::tempdir().unwrap();
+    let log = AuditLog::open(dir.path(), 0).unwrap();
+    write_n(&log, 4);
+    let mut out = Vec::new();
+    let f = AuditFilter {
+        target: Some("db".into()),
+        ..AuditFilter::default()
+    };
+    assert_eq!(cli::show(dir.path(), &f, false, &mut out).unwrap(), 2);
+    assert_eq!(String::from_utf8(out).unwrap().lines().count(), 2);
+}

@@ -960,54 +960,85 @@ mod cli_tests {
         assert!(err.to_string().contains("yesterday"), "{err}");
     }
 
+    /// A `Write` the test thread can read while the follower writes.
+    #[derive(Clone, Default)]
+    struct SharedBuf(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl Write for SharedBuf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl SharedBuf {
+        fn seqs(&self) -> Vec<u64> {
+            String::from_utf8(self.0.lock().unwrap().clone())
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str::<AuditEvent>(l).unwrap().seq)
+                .collect()
+        }
+
+        /// Wait (up to 20 s, a generous bound for a loaded machine) until
+        /// `n` events have been printed.
+        fn wait_for(&self, n: usize) -> Vec<u64> {
+            for _ in 0..400 {
+                if self.seqs().len() >= n {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            self.seqs()
+        }
+    }
+
     #[test]
     fn follow_prints_backlog_then_new_events_across_rotation() {
         let dir = tempfile::tempdir().unwrap();
         let log = Arc::new(AuditLog::open(dir.path(), 800).unwrap());
         write_n(&log, 5);
         let stop = Arc::new(AtomicBool::new(false));
+        let buf = SharedBuf::default();
         let follower = {
             let dir = dir.path().to_path_buf();
             let stop = Arc::clone(&stop);
+            let mut out = buf.clone();
             std::thread::spawn(move || {
                 let filter = AuditFilter {
                     target: Some("web".into()),
                     limit: Some(2),
                     ..Default::default()
                 };
-                let mut out = Vec::new();
                 cli::follow(&dir, &filter, true, &mut out, || {
                     stop.load(Ordering::SeqCst)
                 })
-                .unwrap();
-                String::from_utf8(out).unwrap()
             })
         };
-        // Give the follower time to print the backlog, then write across files.
-        std::thread::sleep(std::time::Duration::from_millis(300));
-        let later: Vec<AuditEvent> = (5..20)
-            .map(|i| {
-                let mut ev = AuditEvent::new(EventKind::Decision);
-                ev.target = Some(if i % 2 == 0 { "web" } else { "db" }.into());
-                log.append(ev, T0 + i * 1000).unwrap()
-            })
-            .collect();
-        stop.store(true, Ordering::SeqCst);
-        let text = follower.join().unwrap();
-        assert!(list_files(dir.path()).unwrap().len() >= 3);
-        let seqs: Vec<u64> = text
-            .lines()
-            .map(|l| serde_json::from_str::<AuditEvent>(l).unwrap().seq)
-            .collect();
-        // Backlog: web events were seq 1, 3, 5 → newest two. Then every new web event.
+        // Backlog: web events were seq 1, 3, 5 → the newest two.
+        assert_eq!(buf.wait_for(2), vec![3, 5]);
         let mut expected = vec![3, 5];
-        expected.extend(
-            later
-                .iter()
-                .filter(|e| e.target.as_deref() == Some("web"))
-                .map(|e| e.seq),
-        );
-        assert_eq!(seqs, expected);
+        // Three batches, each waited for, so the follower picks up new lines
+        // and crosses into newly rotated files while it runs.
+        for batch in 0..3 {
+            for i in 0..5 {
+                let n = 5 + batch * 5 + i;
+                let mut ev = AuditEvent::new(EventKind::Decision);
+                ev.target = Some(if n % 2 == 0 { "web" } else { "db" }.into());
+                let stored = log.append(ev, T0 + n * 1000).unwrap();
+                if n % 2 == 0 {
+                    expected.push(stored.seq);
+                }
+            }
+            assert_eq!(buf.wait_for(expected.len()), expected);
+        }
+        stop.store(true, Ordering::SeqCst);
+        follower.join().unwrap().unwrap();
+        assert!(list_files(dir.path()).unwrap().len() >= 3);
+        assert_eq!(buf.seqs(), expected);
     }
 
     #[test]

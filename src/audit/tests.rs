@@ -1198,3 +1198,49 @@ fn cli_flags_become_a_filter() {
     assert_eq!(cli::show(dir.path(), &f, false, &mut out).unwrap(), 2);
     assert_eq!(String::from_utf8(out).unwrap().lines().count(), 2);
 }
+
+#[test]
+fn after_a_failed_write_the_writer_rederives_its_position_from_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = AuditLog::open(dir.path(), 0).unwrap();
+    let written = write_n(&log, 2);
+    let first = dir.path().join("audit-000001.jsonl");
+
+    // A write that failed half-way: a torn line, then an error to the caller.
+    append_raw(&first, b"{\"seq\":3,\"ts\":");
+    log.simulate_failed_write().unwrap();
+    let third = log
+        .append(AuditEvent::new(EventKind::AgentStarted), T0)
+        .unwrap();
+    assert_eq!(
+        (third.seq, third.prev_hash.as_str()),
+        (3, written[1].hash.as_str())
+    );
+    assert_eq!(
+        files_in(dir.path()).len(),
+        2,
+        "must not append after the torn line"
+    );
+
+    // A write that landed but whose fsync failed: the line is on disk although
+    // the caller saw an error, so the chain continues after it.
+    let mut landed = AuditEvent::new(EventKind::Decision);
+    landed.seq = 4;
+    landed.prev_hash = third.hash.clone();
+    let (mut bytes, landed_hash) = line::encode(&landed).unwrap();
+    bytes.push(b'\n');
+    append_raw(&dir.path().join("audit-000002.jsonl"), &bytes);
+    log.simulate_failed_write().unwrap();
+    let fifth = log
+        .append(AuditEvent::new(EventKind::AgentStopped), T0)
+        .unwrap();
+    assert_eq!(
+        (fifth.seq, fifth.prev_hash.as_str()),
+        (5, landed_hash.as_str())
+    );
+    assert_eq!(files_in(dir.path()).len(), 2);
+
+    let report = verify(dir.path()).unwrap();
+    assert!(report.is_ok(), "{report}");
+    assert_eq!((report.events, report.warnings.len()), (5, 1));
+}

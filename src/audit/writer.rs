@@ -76,6 +76,15 @@ impl AuditLog {
         Ok(self.lock()?.prev_hash.clone())
     }
 
+    /// Test hook: behave as after a failed write.
+    #[cfg(test)]
+    pub(crate) fn simulate_failed_write(&self) -> Result<(), AuditError> {
+        let mut inner = self.lock()?;
+        inner.file = None;
+        inner.needs_recovery = true;
+        Ok(())
+    }
+
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, Inner>, AuditError> {
         self.inner.lock().map_err(|_| AuditError::Poisoned {
             path: self.dir.clone(),

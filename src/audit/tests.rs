@@ -1244,3 +1244,33 @@ fn after_a_failed_write_the_writer_rederives_its_position_from_disk() {
     assert!(report.is_ok(), "{report}");
     assert_eq!((report.events, report.warnings.len()), (5, 1));
 }
+
+#[test]
+fn query_since_skips_files_that_end_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = AuditLog::open(dir.path(), 700).unwrap();
+    let written = write_n(&log, 12);
+    let files = list_files(dir.path()).unwrap();
+    assert!(files.len() >= 3);
+    // Corrupt the first line of the first file: only a reader that opens the
+    // file notices.
+    let text = std::fs::read_to_string(&files[0].1).unwrap();
+    std::fs::write(&files[0].1, text.replacen('{', "#", 1)).unwrap();
+    assert!(matches!(
+        query(dir.path(), &AuditFilter::default()),
+        Err(AuditError::Parse { .. })
+    ));
+    let last_of_first: AuditEvent = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    let since = last_of_first.ts_ms + 1;
+    let got = query(
+        dir.path(),
+        &AuditFilter {
+            since: Some(since),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let want: Vec<AuditEvent> = written.into_iter().filter(|e| e.ts_ms >= since).collect();
+    assert!(!want.is_empty());
+    assert_eq!(got, want);
+}

@@ -4,14 +4,14 @@
 //! are created with `create_new` and opened for append only. See the `audit`
 //! module doc for the chain and torn-tail rules this implements.
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use serde::Deserialize;
 
 use super::event::AuditEvent;
-use super::files::{file_name, list_files};
+use super::files::{file_name, last_complete_line, list_files};
 use super::line::{encode, redact_event, GENESIS_HASH};
 use super::AuditError;
 use crate::clock::{rfc3339, TimestampMs};
@@ -214,34 +214,8 @@ fn recover(dir: &Path) -> Result<Inner, AuditError> {
     })
 }
 
-/// The last complete line's chain fields, and whether the file ends in a torn
-/// line. Reads backwards from the end in growing chunks, so opening a large
-/// file costs a few reads rather than a scan.
+/// The last complete line's chain fields, and whether the file ends in a torn line.
 fn scan_file(path: &Path) -> Result<(Option<Link>, bool), AuditError> {
-    let mut file = File::open(path).map_err(|e| AuditError::io(path, e))?;
-    let len = file.metadata().map_err(|e| AuditError::io(path, e))?.len();
-    let mut chunk: u64 = 64 * 1024;
-    loop {
-        let start = len.saturating_sub(chunk);
-        file.seek(SeekFrom::Start(start))
-            .map_err(|e| AuditError::io(path, e))?;
-        let mut buf = Vec::with_capacity((len - start) as usize);
-        (&mut file)
-            .take(len - start)
-            .read_to_end(&mut buf)
-            .map_err(|e| AuditError::io(path, e))?;
-        let mut segments: Vec<&[u8]> = buf.split(|b| *b == b'\n').collect();
-        // After the last newline: empty if the file ends cleanly, else torn bytes.
-        let unterminated = segments.pop().unwrap_or_default();
-        if start > 0 && !segments.is_empty() {
-            segments.remove(0); // may begin mid-line
-        }
-        let parse = |s: &[u8]| serde_json::from_slice::<Link>(s).ok();
-        let torn = !unterminated.is_empty() || segments.last().is_some_and(|s| parse(s).is_none());
-        let found = segments.iter().rev().find_map(|s| parse(s));
-        if found.is_some() || start == 0 {
-            return Ok((found, torn));
-        }
-        chunk = chunk.saturating_mul(4);
-    }
+    let (last, torn) = last_complete_line(path, |l| serde_json::from_slice::<Link>(l).ok())?;
+    Ok((last, torn))
 }

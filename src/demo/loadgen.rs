@@ -76,6 +76,34 @@ pub struct LoadStats {
     pub per_target: BTreeMap<String, u64>,
 }
 
+impl std::fmt::Display for LoadStats {
+    /// One line for the demo's live progress display.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = |q: Option<f64>| q.map_or("-".to_string(), |s| format!("{:.0}ms", s * 1000.0));
+        let done = self.ok + self.failed;
+        let err_pct = if done == 0 {
+            0.0
+        } else {
+            self.failed as f64 * 100.0 / done as f64
+        };
+        write!(
+            f,
+            "load {:.0} rps -> {} replicas | ok {} failed {} ({err_pct:.1}%) | p50 {} p90 {} p99 {}",
+            self.rps,
+            self.targets,
+            self.ok,
+            self.failed,
+            ms(self.p50),
+            ms(self.p90),
+            ms(self.p99),
+        )?;
+        if self.shed > 0 {
+            write!(f, " | shed {}", self.shed)?;
+        }
+        Ok(())
+    }
+}
+
 /// Why the load generator could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadGenError {
@@ -328,6 +356,23 @@ mod tests {
         assert_eq!(quantile(&v, 1.0), Some(100.0));
         assert_eq!(quantile(&[], 0.5), None);
         assert_eq!(quantile(&[3.0], 0.01), Some(3.0));
+    }
+
+    #[test]
+    fn progress_line() {
+        let s = LoadStats {
+            rps: 150.0,
+            targets: 3,
+            ok: 990,
+            failed: 10,
+            p50: Some(0.021),
+            p99: Some(0.25),
+            ..Default::default()
+        };
+        assert_eq!(
+            s.to_string(),
+            "load 150 rps -> 3 replicas | ok 990 failed 10 (1.0%) | p50 21ms p90 - p99 250ms"
+        );
     }
 
     #[test]

@@ -498,6 +498,37 @@ mod tests {
         }
     }
 
+    /// `promtool check metrics` accepts the output (skipped where promtool is not installed).
+    #[test]
+    fn promtool_accepts_the_metrics() {
+        use std::io::Write;
+        let s = ServiceState::new(&fast_args()).unwrap();
+        s.observe("GET", 200, 0.02);
+        let child = std::process::Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn();
+        let Ok(mut child) = child else {
+            eprintln!("promtool not installed; skipped");
+            return;
+        };
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(s.render_metrics().as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     #[test]
     fn label_values_are_escaped() {
         let args = DemoServiceArgs {

@@ -597,3 +597,37 @@ async fn repeated_action_ids_do_not_act_twice() {
     assert!(p.execute(&reused).await.is_err());
     assert_eq!(pids(&p).len(), 1);
 }
+
+#[tokio::test]
+async fn a_replica_that_ignores_sigterm_is_killed() {
+    let (p0, guard, data_dir) = setup("28270-28279", 1);
+    drop(p0);
+    let mut cfg = config("28270-28279");
+    cfg.command.push("--ignore-sigterm".into());
+    cfg.stop_timeout = Some(Duration::from_millis(300));
+    let p = ProcessProvider::new(TARGET, cfg, &data_dir, 1).unwrap();
+    p.start().await.unwrap();
+    let stubborn = pids(&p);
+    assert_eq!(stubborn.len(), 1);
+    let pid = *stubborn.iter().next().unwrap();
+    // It really ignores SIGTERM.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(replica_pids(&guard.target_dir), stubborn);
+
+    p.execute(&req(
+        "in",
+        ActionKind::ScaleIn,
+        ProviderOp::SetReplicas { from: 1, to: 0 },
+    ))
+    .await
+    .unwrap();
+    assert!(replica_pids(&guard.target_dir).is_empty());
+    assert!(!Path::new(&format!("/proc/{pid}")).exists());
+    assert!(discovery(&p).is_empty());
+    assert_eq!(p.state().await.unwrap().replicas, 0);
+}

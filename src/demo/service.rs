@@ -52,6 +52,9 @@ pub struct DemoServiceArgs {
     /// `--healthy=false` makes `/healthz` answer 503 from the start.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub healthy: bool,
+    /// Ignore SIGTERM (only SIGINT or SIGKILL stop it): exercises a supervisor's SIGKILL escalation.
+    #[arg(long)]
+    pub ignore_sigterm: bool,
 }
 
 impl DemoServiceArgs {
@@ -66,6 +69,7 @@ impl DemoServiceArgs {
             jitter: Duration::from_millis(5),
             fail_rate: 0.0,
             healthy: true,
+            ignore_sigterm: false,
         }
     }
 }
@@ -92,16 +96,27 @@ pub async fn run(args: DemoServiceArgs) -> Result<(), DemoError> {
         .await
         .map_err(|source| DemoError::Bind { addr, source })?;
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(shutdown_signal(args.ignore_sigterm))
         .await
         .map_err(DemoError::Serve)
 }
 
-async fn shutdown_signal() {
+async fn shutdown_signal(ignore_sigterm: bool) {
     use tokio::signal::unix::{signal, SignalKind};
     // If the handlers cannot be installed, only an external SIGKILL stops us; still serve.
     let term = signal(SignalKind::terminate());
     let int = signal(SignalKind::interrupt());
+    if ignore_sigterm {
+        // The handler stays installed (replacing the default "terminate") but is never acted on.
+        let _term = term;
+        match int {
+            Ok(mut int) => {
+                int.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+        return;
+    }
     match (term, int) {
         (Ok(mut term), Ok(mut int)) => {
             tokio::select! {

@@ -356,6 +356,26 @@ async fn circuit_open_half_open_close_edit_the_discovery_file() {
         .all(|i| i.in_traffic));
     // Circuit changes never restart anything.
     assert_eq!(pids(&p), before);
+
+    // The health poller notices a replica that turns unhealthy while running, and recovers.
+    let client = reqwest::Client::new();
+    let flip = |healthy: bool| {
+        client
+            .post(format!(
+                "http://127.0.0.1:28222/admin/health?healthy={healthy}"
+            ))
+            .send()
+    };
+    assert!(flip(false).await.unwrap().status().is_success());
+    eventually(&p, |s| {
+        s.instances
+            .iter()
+            .any(|i| i.id == "28222" && !i.healthy && i.in_traffic)
+    })
+    .await;
+    assert!(flip(true).await.unwrap().status().is_success());
+    eventually(&p, |s| s.instances.iter().all(|i| i.healthy)).await;
+    assert_eq!(pids(&p), before);
 }
 
 #[tokio::test]

@@ -33,6 +33,7 @@ fn bad_data(msg: impl std::fmt::Display) -> Response {
 
 /// Parameters from the query string and, for a form POST, the body (body first,
 /// as Go's `FormValue` does).
+#[allow(clippy::result_large_err)] // the Err is the response itself; a cold path
 fn params(
     method: &Method,
     headers: &HeaderMap,

@@ -42,6 +42,7 @@ impl MutationPolicy {
     }
 
     /// `Ok` if the request may mutate; otherwise the response to send.
+    #[allow(clippy::result_large_err)] // the Err is the response itself; a cold path
     pub fn check(&self, headers: &HeaderMap) -> Result<(), Response> {
         match self {
             MutationPolicy::LoopbackOpen => Ok(()),

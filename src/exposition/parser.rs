@@ -33,6 +33,9 @@ pub(super) fn parse(body: &[u8], format: Format) -> Result<Vec<ParsedSample>, Pa
     // Roughly one sample per 100 bytes in real exposition (HELP/TYPE included).
     let mut out = Vec::with_capacity(body.len() / 100 + 4);
     let mut scratch: Vec<RawLabel<'_>> = Vec::with_capacity(16);
+    // Validate UTF-8 once for the whole body (the common case) so that label
+    // values are then sliced as `str` without a check each.
+    let whole = std::str::from_utf8(body).ok();
     let mut start = 0;
     let mut line_no = 0;
     while start < body.len() {
@@ -44,9 +47,11 @@ pub(super) fn parse(body: &[u8], format: Format) -> Result<Vec<ParsedSample>, Pa
         if let [head @ .., b'\r'] = line {
             line = head;
         }
+        let line_str = whole.and_then(|w| w.get(start..start + line.len()));
         start += len + 1;
         let l = Line {
             b: line,
+            s: line_str,
             i: 0,
             no: line_no,
         };
@@ -90,6 +95,8 @@ pub(super) fn parse(body: &[u8], format: Format) -> Result<Vec<ParsedSample>, Pa
 /// One line (without its line ending) and a cursor into it.
 struct Line<'a> {
     b: &'a [u8],
+    /// The same line as `str`, when the whole body is valid UTF-8.
+    s: Option<&'a str>,
     i: usize,
     no: usize,
 }
@@ -105,6 +112,22 @@ impl<'a> Line<'a> {
 
     fn rest(&self) -> &'a [u8] {
         self.b.get(self.i..).unwrap_or_default()
+    }
+
+    /// Bytes `start..end` of the line as `str`, or the offset of the first
+    /// invalid UTF-8 byte.
+    fn str_at(&self, start: usize, end: usize) -> Result<&'a str, usize> {
+        if let Some(t) = self.s.and_then(|s| s.get(start..end)) {
+            return Ok(t);
+        }
+        let raw = self.b.get(start..end).unwrap_or_default();
+        std::str::from_utf8(raw).map_err(|e| start + e.valid_up_to())
+    }
+
+    /// A name just consumed from `start` to the cursor; names are ASCII by
+    /// construction, so this never falls back to "".
+    fn name_from(&self, start: usize) -> &'a str {
+        self.str_at(start, self.i).unwrap_or_default()
     }
 
     fn skip_ws(&mut self) {
@@ -167,30 +190,58 @@ fn show_token(t: &[u8]) -> String {
     }
 }
 
+const NAME_START: u8 = 1;
+const NAME_CHAR: u8 = 2;
+const LABEL_START: u8 = 4;
+const LABEL_CHAR: u8 = 8;
+
+/// Character classes of names, one table lookup per byte on the hot path.
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        let alpha = c.is_ascii_alphabetic() || c == b'_';
+        let digit = c.is_ascii_digit();
+        let mut v = 0;
+        if alpha || c == b':' {
+            v |= NAME_START | NAME_CHAR;
+        }
+        if digit {
+            v |= NAME_CHAR | LABEL_CHAR;
+        }
+        if alpha {
+            v |= LABEL_START | LABEL_CHAR;
+        }
+        t[b] = v;
+        b += 1;
+    }
+    t
+};
+
 fn is_name_start(b: u8) -> bool {
-    b.is_ascii_alphabetic() || b == b'_' || b == b':'
+    CLASS[b as usize] & NAME_START != 0
 }
 
 fn is_name_char(b: u8) -> bool {
-    is_name_start(b) || b.is_ascii_digit()
+    CLASS[b as usize] & NAME_CHAR != 0
 }
 
 fn is_label_start(b: u8) -> bool {
-    b.is_ascii_alphabetic() || b == b'_'
+    CLASS[b as usize] & LABEL_START != 0
 }
 
 fn is_label_char(b: u8) -> bool {
-    is_label_start(b) || b.is_ascii_digit()
-}
-
-/// Names are ASCII by construction, so this never falls back.
-fn ascii(b: &[u8]) -> &str {
-    std::str::from_utf8(b).unwrap_or_default()
+    CLASS[b as usize] & LABEL_CHAR != 0
 }
 
 fn metric_name<'a>(l: &mut Line<'a>, context: &str) -> Result<&'a str, ParseError> {
     match l.peek() {
-        Some(b) if is_name_start(b) => Ok(ascii(l.take_while(is_name_char))),
+        Some(b) if is_name_start(b) => {
+            let start = l.i;
+            l.take_while(is_name_char);
+            Ok(l.name_from(start))
+        }
         None => Err(l.err(l.i, format!("expected metric name{context}"))),
         Some(b) => Err(l.err(
             l.i,
@@ -637,7 +688,8 @@ fn label_pair<'a>(
     strict: bool,
 ) -> Result<(), ParseError> {
     let at = l.i;
-    let name = ascii(l.take_while(is_label_char));
+    l.take_while(is_label_char);
+    let name = l.name_from(at);
     if !strict {
         l.skip_ws();
     }
@@ -673,6 +725,13 @@ fn quoted<'a>(l: &mut Line<'a>, open: usize) -> Result<Cow<'a, str>, ParseError>
     let mut i = start;
     let mut escaped = false;
     loop {
+        // Jump to the next quote or backslash.
+        i += b
+            .get(i..)
+            .unwrap_or_default()
+            .iter()
+            .position(|&c| c == b'"' || c == b'\\')
+            .unwrap_or(b.len().saturating_sub(i));
         match b.get(i) {
             None => return Err(l.err(open, "unterminated label value: missing closing '\"'")),
             Some(b'"') => break,
@@ -701,11 +760,11 @@ fn quoted<'a>(l: &mut Line<'a>, open: usize) -> Result<Cow<'a, str>, ParseError>
             Some(_) => i += 1,
         }
     }
-    let raw = &b[start..i];
     l.i = i + 1;
     // Escapes are ASCII, so the raw bytes are valid UTF-8 iff the value is.
-    let text = std::str::from_utf8(raw)
-        .map_err(|e| l.err(start + e.valid_up_to(), "label value is not valid UTF-8"))?;
+    let text = l
+        .str_at(start, i)
+        .map_err(|at| l.err(at, "label value is not valid UTF-8"))?;
     if !escaped {
         return Ok(Cow::Borrowed(text));
     }

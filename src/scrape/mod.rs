@@ -14,6 +14,7 @@
 //! wall clock (time comes from [`Clock`]), or decide anything about the targets it
 //! scrapes.
 mod fetch;
+mod file_sd;
 mod target;
 
 use std::collections::{BTreeMap, HashMap};
@@ -28,6 +29,7 @@ use crate::providers::{Provider, TargetState};
 use crate::store::SharedStore;
 
 pub use fetch::{ACCEPT_HEADER, USER_AGENT};
+pub use file_sd::{parse_file_sd, FileSd};
 pub use target::{Health, TargetStatus};
 
 use target::TargetLoop;
@@ -182,6 +184,8 @@ pub struct JobConfig {
     pub timeout: Duration,
     /// Maximum uncompressed body size in bytes; 0 means unlimited.
     pub body_size_limit: u64,
+    /// Labels added to every target of the job; a target's own labels win.
+    pub labels: BTreeMap<String, String>,
 }
 
 impl JobConfig {
@@ -195,6 +199,7 @@ impl JobConfig {
             interval: Duration::from_secs(10),
             timeout: Duration::from_secs(5),
             body_size_limit: DEFAULT_BODY_SIZE_LIMIT,
+            labels: BTreeMap::new(),
         }
     }
 }
@@ -536,7 +541,7 @@ impl Inner {
     ) {
         let mut wanted: HashMap<Labels, ScrapeTarget> = HashMap::new();
         for t in list {
-            let labels = target::target_labels(&cfg.name, &t);
+            let labels = target::target_labels(cfg, &t);
             wanted.entry(labels).or_insert(t);
         }
         let gone: Vec<Labels> = targets

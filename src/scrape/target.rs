@@ -75,11 +75,12 @@ impl TargetStatus {
     }
 }
 
-/// Target label set: `job`, `instance` (the address), then the discovery labels,
-/// which may override either.
-pub(crate) fn target_labels(job: &str, t: &ScrapeTarget) -> Labels {
-    let mut l = Labels::new([("job", job), ("instance", t.address.as_str())]);
-    for (k, v) in &t.labels {
+/// Target label set: `job`, `instance` (the address), then the job's labels, then
+/// the discovery labels; later ones may override earlier ones (even `job` and
+/// `instance`), as relabelled target labels do in Prometheus.
+pub(crate) fn target_labels(cfg: &JobConfig, t: &ScrapeTarget) -> Labels {
+    let mut l = Labels::new([("job", cfg.name.as_str()), ("instance", t.address.as_str())]);
+    for (k, v) in cfg.labels.iter().chain(t.labels.iter()) {
         if k != METRIC_NAME {
             l.set(k, v);
         }

@@ -29,13 +29,27 @@ fn job() -> JobConfig {
 }
 
 fn new_loop(t: &ScrapeTarget) -> TargetLoop {
-    TargetLoop::new(&job(), t, target_labels("api", t))
+    TargetLoop::new(&job(), t, target_labels(&job(), t))
 }
 
 #[test]
 fn target_labels_and_honor_labels() {
     let t = ScrapeTarget::new("10.0.0.1:9100").with_label("zone", "eu");
-    let l = target_labels("api", &t);
+    let mut j = job();
+    j.labels.insert("zone".into(), "us".into());
+    j.labels.insert("team".into(), "payments".into());
+    let l = target_labels(&j, &t);
+    assert_eq!(
+        l,
+        Labels::new([
+            ("job", "api"),
+            ("instance", "10.0.0.1:9100"),
+            ("zone", "eu"),
+            ("team", "payments")
+        ]),
+        "target labels win over job labels"
+    );
+    let l = target_labels(&job(), &t);
     assert_eq!(
         l,
         Labels::new([

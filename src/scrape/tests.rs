@@ -397,7 +397,10 @@ async fn discovery_failure_keeps_previous_targets() {
 async fn mark_all_stale_on_shutdown() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let store = Store::shared();
-    let mut j = JobConfig::new("j", TargetSource::Static(vec![ScrapeTarget::new("127.0.0.1:1")]));
+    let mut j = JobConfig::new(
+        "j",
+        TargetSource::Static(vec![ScrapeTarget::new("127.0.0.1:1")]),
+    );
     j.timeout = Duration::from_secs(2);
     let clock = Clock::starting_at(1_000_000);
     let m = ScrapeManager::new(store.clone(), clock, vec![j]).expect("manager");
@@ -408,6 +411,10 @@ async fn mark_all_stale_on_shutdown() {
     let s = store.read().expect("store");
     let up = values(&s, "up");
     assert_eq!(up.len(), 1);
-    assert_eq!(up[0].1.len(), 2, "up=0 from the failed scrape, then a stale marker");
+    assert_eq!(
+        up[0].1.len(),
+        2,
+        "up=0 from the failed scrape, then a stale marker"
+    );
     assert!(is_stale_nan(up[0].1[1].1));
 }

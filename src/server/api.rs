@@ -2,13 +2,13 @@
 //! `{"status":"success","data":...}` or
 //! `{"status":"error","errorType":"...","error":"..."}`.
 use axum::body::Bytes;
-use axum::extract::{RawQuery, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
-use super::{form, AppState, AuditFilter, MAX_AUDIT_LIMIT};
+use super::{form, AppState, AuditFilter, ControlError, MAX_AUDIT_LIMIT};
 use crate::audit::EventKind;
 
 pub(crate) const OPENMETRICS_CONTENT_TYPE: &str =
@@ -307,6 +307,73 @@ pub(crate) async fn resume(
     body: Bytes,
 ) -> Response {
     set_paused(st, method, headers, raw, body, false).await
+}
+
+pub(crate) async fn approvals(State(st): State<AppState>) -> Response {
+    success(st.control.approvals())
+}
+
+async fn decide(
+    st: AppState,
+    id: String,
+    method: Method,
+    headers: HeaderMap,
+    raw: Option<String>,
+    body: Bytes,
+    approve: bool,
+) -> Response {
+    if let Err(resp) = st.policy.check(&headers) {
+        return resp;
+    }
+    let p = match params(&method, &headers, raw.as_deref(), &body) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let who = actor(&p);
+    let control = st.control.clone();
+    let who2 = who.clone();
+    let id2 = id.clone();
+    // Spawned for the same reason as pause: the audit write must complete.
+    match tokio::spawn(async move { control.decide_approval(&id2, approve, &who2).await }).await {
+        Ok(Ok(data)) => {
+            tracing::info!(actor = %who, %id, approve, "approval decided via HTTP API");
+            success(data)
+        }
+        Ok(Err(ControlError::NotFound(e))) => {
+            error_response(StatusCode::NOT_FOUND, "not_found", &e)
+        }
+        Ok(Err(ControlError::Conflict(e))) => error_response(StatusCode::CONFLICT, "conflict", &e),
+        Ok(Err(ControlError::Internal(e))) => {
+            error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal", &e)
+        }
+        Err(e) => error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            &e.to_string(),
+        ),
+    }
+}
+
+pub(crate) async fn approve(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Response {
+    decide(st, id, method, headers, raw, body, true).await
+}
+
+pub(crate) async fn reject(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Response {
+    decide(st, id, method, headers, raw, body, false).await
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! The agent's HTTP surface (DESIGN.md §6): `/metrics`, `/-/healthy`, `/-/ready`,
 //! `POST /-/reload`, the Prometheus-compatible `/api/v1/query`, and the
-//! `/api/v1/{rules,targets,audit,pause,resume}` API.
+//! `/api/v1/{rules,targets,audit,approvals,pause,resume}` API.
 //!
 //! Owns: routing, request limits (body size, timeout), authentication of the
 //! mutating endpoints, the Prometheus response envelope, and graceful shutdown.
@@ -8,7 +8,8 @@
 //! [`AgentControl`] trait the agent implements (plus read access to the store and
 //! the self-metrics), so data still flows one way.
 //!
-//! ## Mutating endpoints (`POST /-/reload`, `/api/v1/pause`, `/api/v1/resume`)
+//! ## Mutating endpoints (`POST /-/reload`, `/api/v1/pause`, `/api/v1/resume`,
+//! `/api/v1/approvals/{id}/approve|reject`)
 //! - With an API token configured, they need `Authorization: Bearer <token>`
 //!   (compared in constant time) whatever the listen address; anything else is
 //!   401. The token is never logged.
@@ -73,6 +74,37 @@ pub trait AgentControl: Send + Sync + 'static {
     /// Pause or resume all actions; `actor` goes into the audit log. Returns the
     /// `data` of the response (e.g. `{"paused": true}`).
     async fn set_paused(&self, paused: bool, actor: &str) -> Result<serde_json::Value, String>;
+    /// `data` of `GET /api/v1/approvals`: actions waiting for a human.
+    fn approvals(&self) -> serde_json::Value {
+        serde_json::json!([])
+    }
+    /// Approve (`true`) or reject a pending action by id; `actor` goes into the
+    /// audit log. Returns the `data` of the response.
+    async fn decide_approval(
+        &self,
+        id: &str,
+        approve: bool,
+        actor: &str,
+    ) -> Result<serde_json::Value, ControlError> {
+        let _ = (approve, actor);
+        Err(ControlError::NotFound(format!(
+            "no pending approval {id:?}"
+        )))
+    }
+}
+
+/// Errors from [`AgentControl`] calls that map to distinct HTTP statuses.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ControlError {
+    /// 404: no such thing (e.g. approval id).
+    #[error("{0}")]
+    NotFound(String),
+    /// 409: exists but not in a state that allows this (already decided, expired).
+    #[error("{0}")]
+    Conflict(String),
+    /// 500.
+    #[error("{0}")]
+    Internal(String),
 }
 
 /// Server settings. `Debug` never prints the token.
@@ -140,6 +172,20 @@ pub fn router(
     metrics: Arc<Metrics>,
     clock: Clock,
 ) -> Result<Router, ServerError> {
+    router_with(cfg, control, store, metrics, clock, Router::new())
+}
+
+/// [`router`] plus `extra` routes (receivers such as `POST /v1/traces` or
+/// `POST /api/v1/alerts`, the on-call page), which get the same body limit and
+/// request timeout. Paths must not clash with the built-in ones.
+pub fn router_with(
+    cfg: &ServerConfig,
+    control: Arc<dyn AgentControl>,
+    store: SharedStore,
+    metrics: Arc<Metrics>,
+    clock: Clock,
+    extra: Router,
+) -> Result<Router, ServerError> {
     let policy = MutationPolicy::new(cfg.api_token.as_deref(), cfg.listen)?;
     tracing::info!(listen = %cfg.listen, policy = policy.describe(), "HTTP API mutating endpoints");
     let state = AppState {
@@ -161,8 +207,12 @@ pub fn router(
         .route("/api/v1/audit", get(api::audit))
         .route("/api/v1/pause", post(api::pause))
         .route("/api/v1/resume", post(api::resume))
-        .fallback(api::not_found)
+        .route("/api/v1/approvals", get(api::approvals))
+        .route("/api/v1/approvals/{id}/approve", post(api::approve))
+        .route("/api/v1/approvals/{id}/reject", post(api::reject))
         .with_state(state)
+        .merge(extra)
+        .fallback(api::not_found)
         // Extractors refuse bodies past the limit with 413.
         .layer(DefaultBodyLimit::max(cfg.body_limit))
         .layer(axum::middleware::from_fn(

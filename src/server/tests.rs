@@ -355,3 +355,142 @@ fn config_debug_redacts_token() {
     assert!(!dbg.contains("very-secret-token"));
     assert!(dbg.contains("redacted"));
 }
+
+struct ApprovingAgent;
+
+#[async_trait::async_trait]
+impl AgentControl for ApprovingAgent {
+    fn ready(&self) -> bool {
+        true
+    }
+    fn rules(&self) -> serde_json::Value {
+        serde_json::Value::Null
+    }
+    fn targets(&self) -> serde_json::Value {
+        serde_json::Value::Null
+    }
+    async fn audit(&self, _filter: AuditFilter) -> Result<serde_json::Value, String> {
+        Ok(serde_json::Value::Null)
+    }
+    async fn reload(&self) -> Result<String, String> {
+        Ok(String::new())
+    }
+    async fn set_paused(&self, _paused: bool, _actor: &str) -> Result<serde_json::Value, String> {
+        Ok(serde_json::Value::Null)
+    }
+    fn approvals(&self) -> serde_json::Value {
+        serde_json::json!([{"action_id": "a1"}])
+    }
+    async fn decide_approval(
+        &self,
+        id: &str,
+        approve: bool,
+        actor: &str,
+    ) -> Result<serde_json::Value, ControlError> {
+        match id {
+            "a1" => Ok(serde_json::json!({"action_id": id, "approved": approve, "by": actor})),
+            "done" => Err(ControlError::Conflict("already approved".into())),
+            _ => Err(ControlError::NotFound(format!(
+                "no pending approval {id:?}"
+            ))),
+        }
+    }
+}
+
+#[tokio::test]
+async fn approvals_list_and_decide_with_auth() {
+    let app = router(
+        &public().with_token("s3cret"),
+        Arc::new(ApprovingAgent),
+        Store::shared(),
+        Arc::new(Metrics::new()),
+        Clock::starting_at(0),
+    )
+    .expect("router");
+    let (s, _, b) = call(&app, get("/api/v1/approvals")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(json(&b)["data"][0]["action_id"], "a1");
+    assert_eq!(
+        call(&app, post("/api/v1/approvals/a1/approve", None))
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    let (s, _, b) = call(
+        &app,
+        post(
+            "/api/v1/approvals/a1/approve?actor=carol",
+            Some("Bearer s3cret"),
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(
+        json(&b)["data"],
+        serde_json::json!({"action_id": "a1", "approved": true, "by": "api:carol"})
+    );
+    let (s, _, b) = call(
+        &app,
+        post("/api/v1/approvals/a1/reject", Some("Bearer s3cret")),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(json(&b)["data"]["approved"], false);
+    assert_eq!(
+        call(
+            &app,
+            post("/api/v1/approvals/done/approve", Some("Bearer s3cret"))
+        )
+        .await
+        .0,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        call(
+            &app,
+            post("/api/v1/approvals/zz/approve", Some("Bearer s3cret"))
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+    // Without an implementation the default says "not found", never "approved".
+    let app = app_with(loopback(), Arc::new(FakeAgent::default()));
+    assert_eq!(
+        call(&app, post("/api/v1/approvals/a1/approve", None))
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn extra_routes_get_the_same_limits() {
+    let mut cfg = loopback();
+    cfg.body_limit = 16;
+    let extra = Router::new().route(
+        "/api/v1/alerts",
+        axum::routing::post(|body: axum::body::Bytes| async move { format!("got {}", body.len()) }),
+    );
+    let app = router_with(
+        &cfg,
+        Arc::new(FakeAgent::default()),
+        Store::shared(),
+        Arc::new(Metrics::new()),
+        Clock::starting_at(0),
+        extra,
+    )
+    .expect("router");
+    let small = Request::post("/api/v1/alerts")
+        .body(Body::from("[]"))
+        .expect("request");
+    assert_eq!(call(&app, small).await.2, "got 2");
+    let big = Request::post("/api/v1/alerts")
+        .body(Body::from(vec![b'x'; 100]))
+        .expect("request");
+    assert_eq!(call(&app, big).await.0, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        call(&app, get("/api/v1/unknown")).await.0,
+        StatusCode::NOT_FOUND
+    );
+}

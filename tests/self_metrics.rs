@@ -137,3 +137,22 @@ fn text004_and_openmetrics_carry_the_same_samples() {
     );
     assert!(!text.contains("# UNIT"), "{text}");
 }
+
+/// Logging setup: a bad filter is an error (not a silent default), and a second
+/// install is refused rather than panicking. One test, as the subscriber is global.
+#[test]
+fn init_logging_validates_and_installs_once() {
+    use homeostat::telemetry::{init_logging, LogFormat, TelemetryError};
+    // RUST_LOG would override the level under test.
+    std::env::remove_var("RUST_LOG");
+    assert!(matches!(
+        init_logging(LogFormat::Json, "homeostat=loud"),
+        Err(TelemetryError::Filter { .. })
+    ));
+    init_logging(LogFormat::Json, "info,homeostat=debug").expect("first install");
+    tracing::info!(answer = 42, "logging works");
+    assert!(matches!(
+        init_logging(LogFormat::Pretty, "info"),
+        Err(TelemetryError::AlreadyInstalled)
+    ));
+}

@@ -419,10 +419,14 @@ impl ScrapeManager {
             .collect()
     }
 
-    /// Stale markers for every series of every target (agent shutdown), at `now`.
-    pub fn mark_all_stale(&self) {
-        let now = self.inner.clock.now_ms();
+    /// Stale markers for every series of every target, and forget the targets
+    /// (agent shutdown: queries stop seeing the values at once instead of after the
+    /// 5m lookback). Waits for a running tick; call after [`ScrapeHandle::shutdown`],
+    /// or the next tick rediscovers the targets.
+    pub async fn mark_all_stale(&self) {
         for job in &self.inner.jobs {
+            let _tick = job.tick.lock().await;
+            let now = self.inner.clock.now_ms();
             let mut targets = lock(&job.targets);
             let mut store = self.inner.store.write().unwrap_or_else(|p| p.into_inner());
             for t in targets.values_mut() {

@@ -235,6 +235,9 @@ impl TargetLoop {
     /// The target left discovery: every series it wrote, report series included,
     /// gets a stale marker. Only if it was ever scraped (else there is nothing).
     pub(crate) fn remove(&mut self, store: &mut Store, t: TimestampMs) {
+        // The store drops a sample at the same timestamp as the last one; a removal
+        // in the same millisecond as the last scrape must still leave a marker.
+        let t = self.status.last_scrape_ms.map_or(t, |last| t.max(last + 1));
         self.mark_missing_stale(store, &HashMap::new(), t);
         self.last.clear();
         if self.status.last_scrape_ms.is_some() {

@@ -406,7 +406,7 @@ async fn mark_all_stale_on_shutdown() {
     let m = ScrapeManager::new(store.clone(), clock, vec![j]).expect("manager");
     m.scrape_once("j").await.expect("job");
     assert_eq!(m.targets().len(), 1);
-    m.mark_all_stale();
+    m.mark_all_stale().await;
     assert!(m.targets().is_empty());
     let s = store.read().expect("store");
     let up = values(&s, "up");
@@ -417,4 +417,22 @@ async fn mark_all_stale_on_shutdown() {
         "up=0 from the failed scrape, then a stale marker"
     );
     assert!(is_stale_nan(up[0].1[1].1));
+}
+
+#[test]
+fn removal_in_the_same_millisecond_still_marks() {
+    let t = ScrapeTarget::new("h:1");
+    let mut store = Store::new();
+    let mut tl = new_loop(&t);
+    tl.apply_success(
+        &mut store,
+        vec![sample(&[("__name__", "a")], 1.0)],
+        1000,
+        0.0,
+    );
+    tl.remove(&mut store, 1000);
+    let a = &values(&store, "a")[0].1;
+    assert_eq!(a.len(), 2);
+    assert_eq!(a[1].0, 1001);
+    assert!(is_stale_nan(a[1].1));
 }

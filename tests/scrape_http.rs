@@ -308,12 +308,12 @@ async fn timeout_means_down_and_stale_markers() {
     let (store, clock) = setup();
     let ex = Exporter::start(Exposed::text(BODY)).await;
     let mut j = static_job("demo", &[&ex.addr]);
-    j.timeout = Duration::from_millis(300);
+    j.timeout = Duration::from_secs(1);
     let m = ScrapeManager::new(store.clone(), clock, vec![j]).expect("manager");
     m.scrape_once("demo").await.expect("scrape");
     let t1 = status(&m, &ex.addr).last_scrape_ms.expect("scraped");
 
-    ex.set(|e| e.delay = Duration::from_secs(2));
+    ex.set(|e| e.delay = Duration::from_secs(10));
     m.scrape_once("demo").await.expect("scrape");
     let st = status(&m, &ex.addr);
     let t2 = st.last_scrape_ms.expect("scraped");

@@ -10,6 +10,21 @@
 //! `scrape_series_added`), Prometheus staleness markers, and the per-target status
 //! behind `/api/v1/targets`.
 //!
+//! Wiring (the agent):
+//! ```text
+//! let jobs = vec![
+//!     JobConfig::new("checkout", TargetSource::Discovered(Arc::new(ProviderDiscovery(provider)))),
+//!     JobConfig::new("edge", TargetSource::Static(vec![ScrapeTarget::new("127.0.0.1:9100")])),
+//! ];                                    // then set interval/timeout/body_size_limit/labels
+//! let scraper = ScrapeManager::new(store, clock, jobs)?.with_observer(metrics.clone());
+//! scraper.scrape_all_once().await;      // first round before /-/ready
+//! let handle = scraper.start();         // one loop per job
+//! ... scraper.targets() → targets_api_json() for /api/v1/targets ...
+//! handle.shutdown().await; scraper.mark_all_stale().await;
+//! ```
+//! Instead of `ProviderDiscovery` (which calls `state()` itself), the agent may
+//! push what it already polled: `PushedTargets::set(targets_from_state(&state))`.
+//!
 //! Must not: parse exposition text itself (that is [`crate::exposition`]), read the
 //! wall clock (time comes from [`Clock`]), or decide anything about the targets it
 //! scrapes.

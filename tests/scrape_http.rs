@@ -630,6 +630,9 @@ async fn targets_api_json_has_prometheus_fields() {
     assert_eq!(t["scrapePool"], "demo");
     assert_eq!(t["labels"]["instance"], ex.addr.as_str());
     assert_eq!(t["labels"]["job"], "demo");
+    assert_eq!(t["discoveredLabels"]["__address__"], ex.addr.as_str());
+    assert_eq!(t["discoveredLabels"]["__metrics_path__"], "/metrics");
+    assert_eq!(t["discoveredLabels"]["__scheme__"], "http");
     assert_eq!(t["scrapeUrl"], format!("http://{}/metrics", ex.addr));
     assert_eq!(t["lastError"], "");
     assert_eq!(t["lastSamples"], 3);

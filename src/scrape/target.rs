@@ -39,6 +39,9 @@ pub struct TargetStatus {
     pub scrape_url: String,
     /// Target labels: `job`, `instance` and the discovery labels.
     pub labels: Labels,
+    /// What discovery reported, in Prometheus's `__address__`, `__scheme__`,
+    /// `__metrics_path__` form plus the discovery labels.
+    pub discovered_labels: Labels,
     pub health: Health,
     /// Empty after a successful scrape.
     pub last_error: String,
@@ -59,7 +62,7 @@ impl TargetStatus {
             None => "0001-01-01T00:00:00Z".to_string(),
         };
         serde_json::json!({
-            "discoveredLabels": self.labels,
+            "discoveredLabels": self.discovered_labels,
             "labels": self.labels,
             "scrapePool": self.job,
             "scrapeUrl": self.scrape_url,
@@ -126,6 +129,14 @@ impl TargetLoop {
                 instance,
                 scrape_url: url,
                 labels: target_labels.clone(),
+                discovered_labels: {
+                    let mut d = Labels::new(t.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+                    d.set("__address__", &t.address);
+                    d.set("__scheme__", cfg.scheme.as_str());
+                    d.set("__metrics_path__", &cfg.metrics_path);
+                    d.set("job", &cfg.name);
+                    d
+                },
                 health: Health::Unknown,
                 last_error: String::new(),
                 last_scrape_ms: None,

@@ -42,11 +42,9 @@ pub(super) fn parse(body: &[u8], format: Format) -> Result<Vec<ParsedSample>, Pa
         line_no += 1;
         let rest = &body[start..];
         let len = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
-        let mut line = &rest[..len];
-        // Tolerate CRLF line endings.
-        if let [head @ .., b'\r'] = line {
-            line = head;
-        }
+        // A `\r` before the `\n` stays part of the line: Prometheus rejects CRLF
+        // on sample lines (the value reads as "1\r") and so do we.
+        let line = &rest[..len];
         let line_str = whole.and_then(|w| w.get(start..start + line.len()));
         start += len + 1;
         let l = Line {
@@ -56,8 +54,10 @@ pub(super) fn parse(body: &[u8], format: Format) -> Result<Vec<ParsedSample>, Pa
             no: line_no,
         };
         if !om {
-            if let Some(s) = text_line(l, &mut scratch)? {
-                out.push(s);
+            match text_line(l, &mut scratch)? {
+                TextLine::Sample(s) => out.push(s),
+                TextLine::Skip => {}
+                TextLine::End => return Ok(out),
             }
             continue;
         }
@@ -156,10 +156,16 @@ impl<'a> Line<'a> {
 
     /// An error at 0-based byte offset `at` of this line.
     fn err(&self, at: usize, message: impl Into<String>) -> ParseError {
+        let mut message = message.into();
+        if self.b.last() == Some(&b'\r') {
+            message.push_str(
+                " (the line ends with \\r: CRLF line endings are not accepted, as in Prometheus)",
+            );
+        }
         ParseError {
             line: self.no,
             column: at + 1,
-            message: message.into(),
+            message,
         }
     }
 
@@ -255,15 +261,27 @@ fn metric_name<'a>(l: &mut Line<'a>, context: &str) -> Result<&'a str, ParseErro
 
 // ---------------------------------------------------------------- text 0.0.4
 
-fn text_line<'a>(
-    mut l: Line<'a>,
-    scratch: &mut Vec<RawLabel<'a>>,
-) -> Result<Option<ParsedSample>, ParseError> {
+enum TextLine {
+    Sample(ParsedSample),
+    /// Blank line or comment.
+    Skip,
+    /// A NUL byte where a line starts: Prometheus's lexer reads it as the end
+    /// of the input and ignores the rest.
+    End,
+}
+
+fn text_line<'a>(mut l: Line<'a>, scratch: &mut Vec<RawLabel<'a>>) -> Result<TextLine, ParseError> {
     l.skip_ws();
     match l.peek() {
-        None => Ok(None),
-        Some(b'#') => text_comment(l).map(|()| None),
-        Some(_) => sample(l, scratch, false).map(Some),
+        None => Ok(TextLine::Skip),
+        Some(b'#') => text_comment(l).map(|()| TextLine::Skip),
+        Some(0) => Ok(TextLine::End),
+        // Prometheus folds leading blanks into the metric name and rejects it.
+        Some(_) if l.i > 0 => Err(l.err(
+            0,
+            "whitespace before the metric name is not allowed (Prometheus rejects it too)",
+        )),
+        Some(_) => sample(l, scratch, false).map(TextLine::Sample),
     }
 }
 
@@ -292,15 +310,10 @@ fn text_comment(mut l: Line<'_>) -> Result<(), ParseError> {
         " after # TYPE"
     };
     let name = metric_name(&mut l, context)?;
-    match l.peek() {
-        None => {}
-        Some(b' ' | b'\t') => l.skip_ws(),
-        Some(b) => {
-            return Err(l.err(
-                l.i,
-                format!("invalid character {} in metric name {name}", show_byte(b)),
-            ))
-        }
+    // Like Prometheus: the one byte after the name separates it from the text,
+    // which runs to the end of the line (`# TYPE a  gauge` has type " gauge").
+    if !l.at_end() {
+        l.i += 1;
     }
     let text = l.rest();
     if keyword == "HELP" {
@@ -309,11 +322,7 @@ fn text_comment(mut l: Line<'_>) -> Result<(), ParseError> {
         }
         return Ok(());
     }
-    let end = text
-        .iter()
-        .rposition(|&b| b != b' ' && b != b'\t')
-        .map_or(0, |p| p + 1);
-    let ty = &text[..end];
+    let ty = text;
     if TEXT_TYPES.iter().any(|t| t.as_bytes() == ty) {
         Ok(())
     } else {
@@ -539,10 +548,19 @@ fn om_tail<'a>(
             ));
         }
     }
+    // Prometheus 2.42 accepts exemplars only on `_total` and `_bucket` series.
+    let name = s.labels.metric_name().unwrap_or_default();
+    if !(name.ends_with("_total") || name.ends_with("_bucket")) {
+        return Err(l.err(
+            l.i,
+            format!("metric {name} does not support exemplars (only *_total and *_bucket do)"),
+        ));
+    }
     l.i += 3;
     scratch.clear();
     label_set_strict(l, scratch)?;
-    let labels = build_labels(l, scratch)?;
+    // Prometheus 2.42 accepts duplicate exemplar label names; the last one wins.
+    let labels = Labels::new(scratch.drain(..).map(|(n, v, _)| (n, v.into_owned())));
     if !l.eat(b' ') {
         return Err(l.err(
             l.i,
@@ -736,25 +754,14 @@ fn quoted<'a>(l: &mut Line<'a>, open: usize) -> Result<Cow<'a, str>, ParseError>
             None => return Err(l.err(open, "unterminated label value: missing closing '\"'")),
             Some(b'"') => break,
             Some(b'\\') => {
-                match b.get(i + 1) {
-                    Some(b'\\' | b'"' | b'n') => {}
-                    None => {
-                        return Err(l.err(
-                            open,
-                            "unterminated label value: missing closing '\"'",
-                        ))
-                    }
-                    Some(&c) => {
-                        return Err(l.err(
-                            i,
-                            format!(
-                                "invalid escape sequence '\\{}' in label value (allowed: \\\\, \\\" and \\n)",
-                                if c.is_ascii_graphic() { (c as char).to_string() } else { format!("x{c:02x}") }
-                            ),
-                        ))
-                    }
+                if i + 1 >= b.len() {
+                    return Err(l.err(
+                        i,
+                        "bad escape: a backslash at the end of the line escapes nothing (unterminated label value)",
+                    ));
                 }
                 escaped = true;
+                // Any byte may be escaped; see `unescape` for what it means.
                 i += 2;
             }
             Some(_) => i += 1,
@@ -768,6 +775,13 @@ fn quoted<'a>(l: &mut Line<'a>, open: usize) -> Result<Cow<'a, str>, ParseError>
     if !escaped {
         return Ok(Cow::Borrowed(text));
     }
+    Ok(Cow::Owned(unescape(text)))
+}
+
+/// `\\`, `\"` and `\n` are the escapes of both formats. Prometheus 2.42 keeps
+/// any other escape verbatim (`\t` stays backslash-t) instead of failing the
+/// scrape, and so do we.
+fn unescape(text: &str) -> String {
     let mut s = String::with_capacity(text.len());
     let mut chars = text.chars();
     while let Some(c) = chars.next() {
@@ -777,11 +791,15 @@ fn quoted<'a>(l: &mut Line<'a>, open: usize) -> Result<Cow<'a, str>, ParseError>
         }
         match chars.next() {
             Some('n') => s.push('\n'),
-            Some(other) => s.push(other),
-            None => {}
+            Some(c @ ('\\' | '"')) => s.push(c),
+            Some(other) => {
+                s.push('\\');
+                s.push(other);
+            }
+            None => s.push('\\'),
         }
     }
-    Ok(Cow::Owned(s))
+    s
 }
 
 /// Reject duplicate label names, then build the sorted label set.

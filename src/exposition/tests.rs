@@ -103,6 +103,26 @@ fn text_escapes_in_label_values() {
 }
 
 #[test]
+fn unknown_escapes_are_kept_verbatim_as_prometheus_does() {
+    // Prometheus 2.42 ingests `a{x="a\tb"}` with the value backslash-t.
+    let body = "a{x=\"a\\tb\",y=\"\\\\n\",z=\"\\é\"} 1\n";
+    let got = text(body);
+    assert_eq!(got[0].labels.get("x"), Some("a\\tb"));
+    assert_eq!(got[0].labels.get("y"), Some("\\n"));
+    assert_eq!(got[0].labels.get("z"), Some("\\é"));
+    let got = om(&format!("{body}# EOF\n"));
+    assert_eq!(got[0].labels.get("x"), Some("a\\tb"));
+}
+
+#[test]
+fn text_help_takes_any_text_and_nul_ends_the_body() {
+    // Prometheus accepts junk after a HELP name, and reads NUL at a line
+    // start as the end of input.
+    assert_eq!(text("# HELP a-b text\n# HELP c\na 1\n").len(), 1);
+    assert_eq!(text("a 1\n  \0b 2\nc 3\n").len(), 1);
+}
+
+#[test]
 fn text_special_values() {
     let got = text("a NaN\nb +Inf\nc -Inf\nd Inf\ne 1e-07\nf -0\ng .5\nh nan\n");
     assert!(got[0].value.is_nan());
@@ -116,8 +136,9 @@ fn text_special_values() {
 }
 
 #[test]
-fn text_whitespace_tolerance_crlf_and_missing_final_newline() {
-    let body = "  # TYPE a gauge  \r\n\ta{ x = \"1\" , y=\"2\", } 1 \t\r\n  b  2  123  \r\n\r\nc{}3\nd{x=\"1\"}4";
+fn text_whitespace_tolerance_and_missing_final_newline() {
+    // Each of these was checked against a Prometheus 2.42 scrape.
+    let body = "  # TYPE a gauge\na { x = \"1\" , y=\"2\", } 1 \t\n   \nb\t2  123  \n\t\nc{}3\nd{x=\"1\"}4";
     let got = text(body);
     assert_eq!(
         got,
@@ -234,6 +255,13 @@ fn om_exemplars_with_and_without_timestamp() {
 }
 
 #[test]
+fn om_duplicate_exemplar_labels_last_wins_as_prometheus_accepts_them() {
+    let got = om("a_total 1 # {t=\"x\",t=\"y\"} 1\n# EOF\n");
+    let e = got[0].exemplar.as_ref().expect("exemplar");
+    assert_eq!(e.labels, labels(&[("t", "y")]));
+}
+
+#[test]
 fn om_created_total_and_gcount_are_their_own_series() {
     let body = "# TYPE req counter\n\
                 # HELP req Requests.\n\
@@ -294,7 +322,6 @@ fn om_timestamps_are_float_seconds() {
 fn om_eof_rules() {
     assert!(om("# EOF\n").is_empty());
     assert!(om("# EOF").is_empty());
-    assert_eq!(om("a 1\r\n# EOF\r\n").len(), 1);
     let e = parse(b"a 1\n", Format::OpenMetrics).expect_err("missing EOF");
     assert_eq!((e.line, e.column), (2, 1));
     assert!(e.message.contains("missing # EOF"), "{e}");
@@ -327,6 +354,7 @@ fn om_is_strict_about_whitespace() {
         "a{x=\"1\",} 1\n# EOF\n",
         " a 1\n# EOF\n",
         "a\t1\n# EOF\n",
+        "a 1\r\n# EOF\r\n",
         "\n# EOF\n",
         "# a free comment\n# EOF\n",
     ] {
@@ -342,301 +370,75 @@ fn om_is_strict_about_whitespace() {
 // ------------------------------------------------------------ malformed table
 
 /// (format, body, line, column, message fragment)
+#[rustfmt::skip]
 const MALFORMED: &[(Format, &[u8], usize, usize, &str)] = &[
-    (
-        Format::Text004,
-        b"a{b=\"1\" 1\n",
-        1,
-        9,
-        "expected label name",
-    ),
-    (
-        Format::Text004,
-        b"a{b=\"1\"\n",
-        1,
-        8,
-        "unterminated label set",
-    ),
-    (
-        Format::Text004,
-        b"a{b=\"unterminated} 1\n",
-        1,
-        5,
-        "unterminated label value",
-    ),
-    (
-        Format::Text004,
-        b"ok 1\na{b=\"x\\t\"} 1\n",
-        2,
-        7,
-        "invalid escape",
-    ),
-    (
-        Format::Text004,
-        b"a{b=\"x\\\"} 1\n",
-        1,
-        5,
-        "unterminated label value",
-    ),
+    (Format::Text004, b"a{b=\"1\" 1\n", 1, 9, "expected label name"),
+    (Format::Text004, b"a{b=\"1\"\n", 1, 8, "unterminated label set"),
+    (Format::Text004, b"a{b=\"unterminated} 1\n", 1, 5, "unterminated label value"),
+    (Format::Text004, b"ok 1\na{b=\"x\\\n\"} 1\n", 2, 7, "bad escape"),
+    (Format::Text004, b"a{b=\"x\\\"} 1\n", 1, 5, "unterminated label value"),
     (Format::Text004, b"a{b:c=\"1\"} 1\n", 1, 4, "expected '='"),
     (Format::Text004, b"a{b=1} 1\n", 1, 5, "expected '\"'"),
-    (
-        Format::Text004,
-        b"a{1b=\"1\"} 1\n",
-        1,
-        3,
-        "expected label name",
-    ),
-    (
-        Format::Text004,
-        b"a{,b=\"1\"} 1\n",
-        1,
-        3,
-        "expected label name",
-    ),
-    (
-        Format::Text004,
-        b"a{b=\"1\",,c=\"2\"} 1\n",
-        1,
-        9,
-        "expected label name",
-    ),
+    (Format::Text004, b"a{1b=\"1\"} 1\n", 1, 3, "expected label name"),
+    (Format::Text004, b"a{,b=\"1\"} 1\n", 1, 3, "expected label name"),
+    (Format::Text004, b"a{b=\"1\",,c=\"2\"} 1\n", 1, 9, "expected label name"),
     (Format::Text004, b"a 0x1F\n", 1, 3, "not a valid float"),
     (Format::Text004, b"a 1_000\n", 1, 3, "not a valid float"),
     (Format::Text004, b"a one\n", 1, 3, "not a valid float"),
+    (Format::Text004, b"a +NaN\n", 1, 3, "not a valid float"),
     (Format::Text004, b"a 1e999\n", 1, 3, "out of range"),
     (Format::Text004, b"a\n", 1, 2, "expected value"),
     (Format::Text004, b"a{b=\"1\"}\n", 1, 9, "expected value"),
     (Format::Text004, b"a 1 1.5\n", 1, 5, "timestamp"),
     (Format::Text004, b"a 1 -5\n", 1, 5, "timestamp"),
-    (
-        Format::Text004,
-        b"a 1 99999999999999999999\n",
-        1,
-        5,
-        "out of range",
-    ),
+    (Format::Text004, b"a 1 99999999999999999999\n", 1, 5, "out of range"),
     (Format::Text004, b"a 1 2 3\n", 1, 7, "after timestamp"),
-    (
-        Format::Text004,
-        b"a 1 # {t=\"x\"} 1\n",
-        1,
-        5,
-        "only allowed in OpenMetrics",
-    ),
-    (
-        Format::Text004,
-        b"a{b=\"1\",b=\"2\"} 1\n",
-        1,
-        9,
-        "duplicate label name \"b\"",
-    ),
-    (
-        Format::Text004,
-        b"a{__name__=\"x\"} 1\n",
-        1,
-        3,
-        "duplicate label name \"__name__\"",
-    ),
-    (
-        Format::Text004,
-        b"# TYPE a gauges\na 1\n",
-        1,
-        10,
-        "invalid metric type",
-    ),
+    (Format::Text004, b"a 1 # {t=\"x\"} 1\n", 1, 5, "only allowed in OpenMetrics"),
+    (Format::Text004, b"a{b=\"1\",b=\"2\"} 1\n", 1, 9, "duplicate label name \"b\""),
+    (Format::Text004, b"a{__name__=\"x\"} 1\n", 1, 3, "duplicate label name \"__name__\""),
+    (Format::Text004, b"# TYPE a gauges\na 1\n", 1, 10, "invalid metric type"),
     (Format::Text004, b"# TYPE a\n", 1, 9, "invalid metric type"),
-    (
-        Format::Text004,
-        b"# TYPE 1a gauge\n",
-        1,
-        8,
-        "invalid metric name",
-    ),
-    (
-        Format::Text004,
-        b"# HELP\ta-b x\n",
-        1,
-        9,
-        "invalid character '-'",
-    ),
-    (
-        Format::Text004,
-        b"1abc 1\n",
-        1,
-        1,
-        "cannot start a metric name",
-    ),
-    (
-        Format::Text004,
-        b"{a=\"b\"} 1\n",
-        1,
-        1,
-        "cannot start a metric name",
-    ),
-    (
-        Format::Text004,
-        b"http-requests 1\n",
-        1,
-        5,
-        "invalid character '-'",
-    ),
-    (
-        Format::Text004,
-        b"a{b=\"\xff\"} 1\n",
-        1,
-        6,
-        "not valid UTF-8",
-    ),
-    (
-        Format::Text004,
-        b"ok 1\n\n  a{b=\"1\"} 1 2 x\n",
-        3,
-        16,
-        "after timestamp",
-    ),
+    (Format::Text004, b"# TYPE a  gauge\n", 1, 10, "invalid metric type \" gauge\""),
+    (Format::Text004, b"# TYPE a gauge \n", 1, 10, "invalid metric type \"gauge \""),
+    (Format::Text004, b"# TYPE a unknown\n", 1, 10, "invalid metric type \"unknown\""),
+    (Format::Text004, b"# TYPE 1a gauge\n", 1, 8, "invalid metric name"),
+    (Format::Text004, b"# HELP a \xff\n", 1, 10, "HELP text is not valid UTF-8"),
+    (Format::Text004, b"1abc 1\n", 1, 1, "cannot start a metric name"),
+    (Format::Text004, b"{a=\"b\"} 1\n", 1, 1, "cannot start a metric name"),
+    (Format::Text004, b"  a 1\n", 1, 1, "whitespace before the metric name"),
+    (Format::Text004, b"http-requests 1\n", 1, 5, "invalid character '-'"),
+    (Format::Text004, b"a{b=\"\xff\"} 1\n", 1, 6, "not valid UTF-8"),
+    (Format::Text004, b"ok 1\n\na{b=\"1\"} 1 2 x\n", 3, 14, "after timestamp"),
+    (Format::Text004, b"a 1\r\n", 1, 3, "CRLF line endings are not accepted"),
+    (Format::Text004, b"a 1\n\r\n", 2, 1, "CRLF"),
     (Format::OpenMetrics, b"a 1\n", 2, 1, "missing # EOF"),
-    (
-        Format::OpenMetrics,
-        b"a 1\n# EOF\nb 2\n",
-        3,
-        1,
-        "after # EOF",
-    ),
-    (
-        Format::OpenMetrics,
-        b"# EOF trailing\n",
-        1,
-        6,
-        "after # EOF",
-    ),
-    (
-        Format::OpenMetrics,
-        b"a 1 # {t=\"x\" 1\n# EOF\n",
-        1,
-        13,
-        "expected ',' or '}'",
-    ),
-    (
-        Format::OpenMetrics,
-        b"a 1 # {t=\"x\"}\n# EOF\n",
-        1,
-        14,
-        "exemplar value",
-    ),
-    (
-        Format::OpenMetrics,
-        b"a 1 # {t=\"x\"} abc\n# EOF\n",
-        1,
-        15,
-        "exemplar value \"abc\"",
-    ),
-    (
-        Format::OpenMetrics,
-        b"a 1 # {t=\"x\"} 1 NaN\n# EOF\n",
-        1,
-        17,
-        "must be finite",
-    ),
-    (
-        Format::OpenMetrics,
-        b"a 1 # {t=\"x\"} 1 2 3\n# EOF\n",
-        1,
-        18,
-        "after the exemplar timestamp",
-    ),
-    (
-        Format::OpenMetrics,
-        b"a 1 # {t=\"x\",t=\"y\"} 1\n# EOF\n",
-        1,
-        14,
-        "duplicate label name",
-    ),
-    (
-        Format::OpenMetrics,
-        b"a 1 #{t=\"x\"} 1\n# EOF\n",
-        1,
-        5,
-        "timestamp \"#{t=\\\"x\\\"}\"",
-    ),
-    (
-        Format::OpenMetrics,
-        b"a 1 1.5 x\n# EOF\n",
-        1,
-        9,
-        "expected an exemplar",
-    ),
-    (
-        Format::OpenMetrics,
-        b"a 1 +Inf\n# EOF\n",
-        1,
-        5,
-        "timestamp \"+Inf\" must be finite",
-    ),
-    (
-        Format::OpenMetrics,
-        b"a  1\n# EOF\n",
-        1,
-        3,
-        "expected value",
-    ),
-    (
-        Format::OpenMetrics,
-        b"a 1 \n# EOF\n",
-        1,
-        4,
-        "trailing whitespace",
-    ),
-    (
-        Format::OpenMetrics,
-        b"a{x=\"1\",} 1\n# EOF\n",
-        1,
-        8,
-        "trailing ','",
-    ),
-    (
-        Format::OpenMetrics,
-        b"a{x=\"1\" y=\"2\"} 1\n# EOF\n",
-        1,
-        8,
-        "expected ',' or '}'",
-    ),
-    (
-        Format::OpenMetrics,
-        b"# TYPE a untyped\n# EOF\n",
-        1,
-        10,
-        "invalid metric type",
-    ),
-    (
-        Format::OpenMetrics,
-        b"# TYPE a\n# EOF\n",
-        1,
-        9,
-        "expected a space",
-    ),
-    (
-        Format::OpenMetrics,
-        b"# comment\n# EOF\n",
-        1,
-        1,
-        "invalid comment",
-    ),
+    (Format::OpenMetrics, b"a 1\n# EOF\nb 2\n", 3, 1, "after # EOF"),
+    (Format::OpenMetrics, b"# EOF trailing\n", 1, 6, "after # EOF"),
+    (Format::OpenMetrics, b"a_total 1 # {t=\"x\" 1\n# EOF\n", 1, 19, "expected ',' or '}'"),
+    (Format::OpenMetrics, b"a_total 1 # {t=\"x\"}\n# EOF\n", 1, 20, "exemplar value"),
+    (Format::OpenMetrics, b"a_total 1 # {t=\"x\"} abc\n# EOF\n", 1, 21, "exemplar value \"abc\""),
+    (Format::OpenMetrics, b"a_total 1 # {t=\"x\"} 1 NaN\n# EOF\n", 1, 23, "must be finite"),
+    (Format::OpenMetrics, b"a_total 1 # {t=\"x\"} 1 2 3\n# EOF\n", 1, 24, "after the exemplar timestamp"),
+    (Format::OpenMetrics, b"a_bucket 1 #{t=\"x\"} 1\n# EOF\n", 1, 12, "timestamp \"#{t=\\\"x\\\"}\""),
+    (Format::OpenMetrics, b"a 1 # {t=\"x\"} 1\n# EOF\n", 1, 5, "does not support exemplars"),
+    (Format::OpenMetrics, b"a 1 1.5 x\n# EOF\n", 1, 9, "expected an exemplar"),
+    (Format::OpenMetrics, b"a 1 +Inf\n# EOF\n", 1, 5, "timestamp \"+Inf\" must be finite"),
+    (Format::OpenMetrics, b"a -NaN\n# EOF\n", 1, 3, "not a valid float"),
+    (Format::OpenMetrics, b"a  1\n# EOF\n", 1, 3, "expected value"),
+    (Format::OpenMetrics, b"a 1 \n# EOF\n", 1, 4, "trailing whitespace"),
+    (Format::OpenMetrics, b" a 1\n# EOF\n", 1, 1, "cannot start a metric name"),
+    (Format::OpenMetrics, b"a{x=\"1\",} 1\n# EOF\n", 1, 8, "trailing ','"),
+    (Format::OpenMetrics, b"a{x=\"1\", y=\"2\"} 1\n# EOF\n", 1, 9, "expected label name"),
+    (Format::OpenMetrics, b"a{x=\"1\" y=\"2\"} 1\n# EOF\n", 1, 8, "expected ',' or '}'"),
+    (Format::OpenMetrics, b"# TYPE a untyped\n# EOF\n", 1, 10, "invalid metric type"),
+    (Format::OpenMetrics, b"# TYPE a\n# EOF\n", 1, 9, "expected a space"),
+    (Format::OpenMetrics, b"# HELP a\n# EOF\n", 1, 9, "expected a space"),
+    (Format::OpenMetrics, b"# UNIT a_bytes seconds\n# EOF\n", 1, 16, "not a suffix"),
+    (Format::OpenMetrics, b"# comment\n# EOF\n", 1, 1, "invalid comment"),
     (Format::OpenMetrics, b"a 1\n\n# EOF\n", 2, 1, "blank lines"),
-    (
-        Format::OpenMetrics,
-        b"a 1 x\n# EOF\n",
-        1,
-        5,
-        "timestamp \"x\"",
-    ),
-    (
-        Format::OpenMetrics,
-        b"a{b=\"x\\q\"} 1\n# EOF\n",
-        1,
-        7,
-        "invalid escape",
-    ),
+    (Format::OpenMetrics, b"a 1 x\n# EOF\n", 1, 5, "timestamp \"x\""),
+    (Format::OpenMetrics, b"a{b=\"x\\", 1, 7, "bad escape"),
+    (Format::OpenMetrics, b"a_total 1\r\n# EOF\r\n", 1, 9, "CRLF"),
 ];
 
 #[test]
@@ -740,7 +542,11 @@ fn gen_sample(om: bool) -> impl Strategy<Value = ParsedSample> {
         },
         exemplar,
     )
-        .prop_map(|(name, mut l, value, timestamp_ms, exemplar)| {
+        .prop_map(|(mut name, mut l, value, timestamp_ms, exemplar)| {
+            if exemplar.is_some() {
+                // Prometheus accepts exemplars only on these series.
+                name.push_str(if value > 0.0 { "_total" } else { "_bucket" });
+            }
             l.push(("__name__".to_string(), name));
             ParsedSample {
                 labels: Labels::new(l),

@@ -156,3 +156,20 @@ fn init_logging_validates_and_installs_once() {
         Err(TelemetryError::AlreadyInstalled)
     ));
 }
+
+/// Our own parser (checked against what Prometheus 2.42 ingests) reads both
+/// renditions to the same samples.
+#[test]
+fn both_renditions_parse_to_the_same_samples() {
+    use homeostat::exposition::{parse, Format};
+    let m = populated();
+    let om = parse(m.encode().as_bytes(), Format::OpenMetrics).expect("OpenMetrics parses");
+    let text = parse(m.encode_text004().as_bytes(), Format::Text004).expect("text 0.0.4 parses");
+    assert!(om.len() > 50, "populated families: {}", om.len());
+    let key = |s: &homeostat::exposition::ParsedSample| (s.labels.to_string(), s.value.to_bits());
+    let mut a: Vec<_> = om.iter().map(key).collect();
+    let mut b: Vec<_> = text.iter().map(key).collect();
+    a.sort();
+    b.sort();
+    assert_eq!(a, b);
+}

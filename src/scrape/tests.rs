@@ -436,3 +436,71 @@ fn removal_in_the_same_millisecond_still_marks() {
     assert_eq!(a[1].0, 1001);
     assert!(is_stale_nan(a[1].1));
 }
+
+struct FakeProvider {
+    fail: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl crate::providers::Provider for FakeProvider {
+    fn name(&self) -> &'static str {
+        "fake"
+    }
+    fn supports(&self) -> &'static [crate::actions::ActionKind] {
+        &[]
+    }
+    async fn start(&self) -> Result<TargetState, crate::providers::ProviderError> {
+        self.state().await
+    }
+    async fn state(&self) -> Result<TargetState, crate::providers::ProviderError> {
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(crate::providers::ProviderError::Unavailable {
+                provider: "fake".into(),
+                message: "down".into(),
+            });
+        }
+        Ok(TargetState {
+            replicas: 1,
+            instances: vec![crate::providers::InstanceInfo {
+                id: "18100".into(),
+                address: Some("127.0.0.1:18100".into()),
+                healthy: false,
+                in_traffic: false,
+                version: Some("v2".into()),
+                labels: BTreeMap::new(),
+            }],
+            version: Some("v2".into()),
+        })
+    }
+    async fn execute(
+        &self,
+        _req: &crate::providers::ActionRequest,
+    ) -> Result<crate::providers::ActionOutcome, crate::providers::ProviderError> {
+        Err(crate::providers::ProviderError::Failed {
+            provider: "fake".into(),
+            message: "not in this test".into(),
+        })
+    }
+    async fn reconcile(
+        &self,
+        _req: &crate::providers::ActionRequest,
+    ) -> Result<crate::providers::Reconciliation, crate::providers::ProviderError> {
+        Ok(crate::providers::Reconciliation::Unknown)
+    }
+    async fn shutdown(&self, _stop_instances: bool) {}
+}
+
+#[tokio::test]
+async fn provider_discovery_reports_unhealthy_out_of_traffic_instances_and_errors() {
+    let p = Arc::new(FakeProvider {
+        fail: std::sync::atomic::AtomicBool::new(false),
+    });
+    let d = ProviderDiscovery(p.clone());
+    assert_eq!(
+        d.discover().await.expect("state"),
+        vec![ScrapeTarget::new("127.0.0.1:18100")]
+    );
+    p.fail.store(true, Ordering::SeqCst);
+    let e = d.discover().await.expect_err("provider down");
+    assert!(e.to_string().contains("down"), "{e}");
+}

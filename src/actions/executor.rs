@@ -100,6 +100,31 @@ pub enum RunResult {
     ProviderUnavailable { retry_after_ms: u64 },
 }
 
+/// What [`Executor::start`] did.
+// Moved once into `finish`; boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Started {
+    /// `action_started` is on disk; pass this to [`Executor::finish`].
+    Running(StartedAction),
+    /// Nothing started (the provider's breaker is open).
+    NotStarted(RunResult),
+}
+
+/// An action whose `action_started` event is written.
+#[derive(Debug)]
+pub struct StartedAction {
+    intent: Intent,
+    started_at: TimestampMs,
+    timeout: Duration,
+}
+
+impl StartedAction {
+    pub fn intent(&self) -> &Intent {
+        &self.intent
+    }
+}
+
 #[derive(Debug, Default)]
 struct Breaker {
     consecutive: u32,
@@ -207,13 +232,26 @@ impl Executor {
         b.open_until.is_some_and(|u| u > now)
     }
 
-    /// Run one intent: log it, call the provider (timeout, retries), log the outcome.
+    /// Run one intent: log it, call the provider (timeout, retries), log the
+    /// outcome. Equivalent to [`Executor::start`] then [`Executor::finish`].
     pub async fn run(
         &self,
         intent: &Intent,
         provider: &dyn Provider,
     ) -> Result<RunResult, ExecError> {
-        let key = Self::breaker_key(provider, &intent.target);
+        match self.start(intent, provider)? {
+            Started::Running(s) => self.finish(s, provider).await,
+            Started::NotStarted(r) => Ok(r),
+        }
+    }
+
+    /// Synchronous first half of [`Executor::run`]: writes `action_started`
+    /// (fsync'd) and folds it into the guard state, so a decision checked right
+    /// after this call already sees the target busy. Call it in the task that
+    /// ran the guard, then spawn [`Executor::finish`]. If the provider's breaker
+    /// is open nothing starts: a `suppressed` event with cause
+    /// `provider_unavailable` is written instead.
+    pub fn start(&self, intent: &Intent, provider: &dyn Provider) -> Result<Started, ExecError> {
         if let Some(left) = self.breaker_open(provider, &intent.target) {
             let mut ev = intent_event(EventKind::Suppressed, intent, provider.name());
             ev.cause = Some(Cause::ProviderUnavailable.as_str().into());
@@ -224,11 +262,10 @@ impl Executor {
             self.journal
                 .record(ev, self.clock.now_ms())
                 .map_err(ExecError::NotStarted)?;
-            return Ok(RunResult::ProviderUnavailable {
+            return Ok(Started::NotStarted(RunResult::ProviderUnavailable {
                 retry_after_ms: left,
-            });
+            }));
         }
-
         let timeout = self.timeout_for(intent, provider.name());
         let started_at = self.clock.now_ms();
         // The write-ahead record: fsync'd by the sink before we go on.
@@ -238,7 +275,27 @@ impl Executor {
                 started_at,
             )
             .map_err(ExecError::NotStarted)?;
+        Ok(Started::Running(StartedAction {
+            intent: intent.clone(),
+            started_at,
+            timeout,
+        }))
+    }
 
+    /// Second half of [`Executor::run`]: call the provider with timeout and
+    /// retries, then write the outcome. `provider` must be the one given to `start`.
+    pub async fn finish(
+        &self,
+        started: StartedAction,
+        provider: &dyn Provider,
+    ) -> Result<RunResult, ExecError> {
+        let StartedAction {
+            intent,
+            started_at,
+            timeout,
+        } = started;
+        let intent = &intent;
+        let key = Self::breaker_key(provider, &intent.target);
         let req = intent.request();
         let mut attempts = 0;
         let result = loop {

@@ -52,6 +52,8 @@ impl Default for TargetLimits {
 }
 
 /// The guard's answer.
+// Short-lived and moved once; boxing `Act` would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
     Act(Intent),

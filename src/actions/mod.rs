@@ -9,7 +9,9 @@
 //! The agent loop, per decision:
 //! `verdict = guard.check(&d, &limits, &journal.state(), &target_state, now)`;
 //! `journal.record_decision(&d, &verdict, now)`; on `Verdict::Act(intent)`,
-//! `executor.run(&intent, provider).await`. After each rule evaluation,
+//! `executor.start(&intent, provider)` (writes `action_started` before the next
+//! decision is checked) and then `executor.finish(started, provider).await`
+//! (may be spawned), or simply `executor.run(&intent, provider).await`. After each rule evaluation,
 //! `journal.state().note_evaluation(rule, at, &decisions)`, then run the intents
 //! of `journal.state().circuits().due(now)` the same way.
 pub mod circuit;
@@ -24,7 +26,7 @@ pub mod types;
 mod tests;
 
 pub use circuit::{Circuit, CircuitBook, CircuitChange, CircuitState, CircuitTransition};
-pub use executor::{ExecError, Executor, ExecutorConfig, RunResult};
+pub use executor::{ExecError, Executor, ExecutorConfig, RunResult, Started, StartedAction};
 pub use guard::{Guard, TargetLimits, Verdict};
 pub use intent::{Cause, Direction, Intent, Origin};
 pub use journal::{AuditSink, Journal, SinkError};

@@ -887,6 +887,33 @@ async fn executor_writes_started_before_calling_the_provider() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn start_makes_the_target_busy_before_the_provider_runs() {
+    let rig = Rig::new();
+    let p = FakeProvider::new(rig.clock);
+    let l = limits(1, 10);
+    let a = decision("a", ActionKind::ScaleOut, "web", T0);
+    let b = decision("b", ActionKind::Failover, "web", T0);
+    let Verdict::Act(i) = rig.check(&a, &l, &target_state(2)) else {
+        panic!()
+    };
+    let Started::Running(s) = rig.exec.start(&i, &p).unwrap() else {
+        panic!()
+    };
+    // a second rule firing in the same tick sees the target busy
+    assert_eq!(
+        cause(&rig.check(&on_instance(b.clone(), "i0"), &l, &target_state(2))),
+        Some(Cause::InProgress)
+    );
+    assert!(p.calls().is_empty());
+    let r = rig.exec.finish(s, &p).await.unwrap();
+    assert!(matches!(r, RunResult::Succeeded { .. }));
+    assert!(matches!(
+        rig.check(&on_instance(b, "i0"), &l, &target_state(3)),
+        Verdict::Act(_)
+    ));
+}
+
+#[tokio::test(start_paused = true)]
 async fn executor_retries_retryable_errors_with_exponential_backoff() {
     let rig = Rig::new(); // jitter off: the full backoff bound is slept
     let p = FakeProvider::new(rig.clock).script(&[Resp::Unavailable, Resp::Unavailable, Resp::Ok]);

@@ -291,7 +291,7 @@ async fn target_cooldowns_up_and_down_are_separate() {
     let out = decision("out", ActionKind::ScaleOut, "web", T0);
     let inn = decision("in", ActionKind::ScaleIn, "web", T0);
 
-    // scale-in first: it blocks further scale-in, not scale-out
+    // t0: scale-in. It blocks further scale-in, not scale-out.
     assert!(matches!(
         rig.act(&inn, &l, &target_state(4), &p).await,
         Verdict::Act(_)
@@ -301,12 +301,13 @@ async fn target_cooldowns_up_and_down_are_separate() {
         cause(&rig.check(&inn, &l, &target_state(3))),
         Some(Cause::Cooldown)
     );
+    advance(110 * SEC).await;
+    // t0+2m: scale-out
     assert!(matches!(
         rig.act(&out, &l, &target_state(3), &p).await,
         Verdict::Act(_)
     ));
-
-    // after the scale-out: up is blocked for cooldown_up only
+    // t0+2m30s: up is blocked for cooldown_up only
     advance(30 * SEC).await;
     assert_eq!(
         cause(&rig.check(&out, &l, &target_state(4))),
@@ -317,13 +318,13 @@ async fn target_cooldowns_up_and_down_are_separate() {
         rig.check(&out, &l, &target_state(4)),
         Verdict::Act(_)
     ));
-    // down waits cooldown_down after the last change in either direction
-    advance(2 * MIN).await; // 3m01s after the scale-out
-    assert_eq!(
-        cause(&rig.check(&inn, &l, &target_state(4))),
-        Some(Cause::Cooldown)
-    );
-    advance(2 * MIN).await; // 5m01s
+    // t0+5m30s: the scale-in's own cooldown_down is over, but down also waits
+    // cooldown_down after the scale-up (never shrink right after growing)
+    advance(2 * MIN + 29 * SEC).await;
+    let v = rig.check(&inn, &l, &target_state(4));
+    assert_eq!(cause(&v), Some(Cause::Cooldown), "{v:?}");
+    // t0+7m01s: 5m01s after the scale-up
+    advance(MIN + 31 * SEC).await;
     assert!(matches!(
         rig.check(&inn, &l, &target_state(4)),
         Verdict::Act(_)

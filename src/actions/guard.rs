@@ -228,6 +228,79 @@ impl Guard {
     }
 }
 
+/// What a cooldown check is about.
+struct Subject<'a> {
+    rule: &'a str,
+    target: &'a str,
+    kind: ActionKind,
+    instance: Option<&'a str>,
+    direction: Option<Direction>,
+}
+
+/// Every cooldown that blocks `x` at `now`: (ms left, explanation).
+fn cooldowns(
+    d: &Decision,
+    x: &Subject<'_>,
+    limits: &TargetLimits,
+    state: &GuardState,
+    now: TimestampMs,
+) -> Vec<(i64, String)> {
+    let mut out = Vec::new();
+    let mut check = |last: Option<TimestampMs>, cd: Duration, what: &dyn Fn(String) -> String| {
+        if let Some(t) = last {
+            let left = t + ms(cd) - now;
+            if left > 0 {
+                let msg = format!(
+                    "{}; cooldown {} ({} left)",
+                    what(fmt_ms(now - t)),
+                    fmt_ms(ms(cd)),
+                    fmt_ms(left)
+                );
+                out.push((left, msg));
+            }
+        }
+    };
+    let (rule, target) = (x.rule, x.target);
+    if let Some(cd) = d.cooldown {
+        let last = state.last_rule_action(rule, target, x.kind, x.instance);
+        let on = match x.instance {
+            Some(i) if matches!(x.kind, ActionKind::Failover | ActionKind::CircuitBreak) => {
+                format!("{target}/{i}")
+            }
+            _ => target.to_string(),
+        };
+        check(last, cd, &|ago| {
+            format!("rule {rule} acted on {on} {ago} ago")
+        });
+    }
+    match x.direction {
+        Some(Direction::Up) => {
+            let last = state.last_scale(target, Direction::Up);
+            check(last, limits.cooldown_up, &|ago| {
+                format!("{target} scaled up {ago} ago (cooldown_up)")
+            });
+        }
+        Some(Direction::Down) => {
+            let last = [Direction::Up, Direction::Down]
+                .into_iter()
+                .filter_map(|dir| state.last_scale(target, dir))
+                .max();
+            check(last, limits.cooldown_down, &|ago| {
+                format!("{target} changed replicas {ago} ago (cooldown_down)")
+            });
+        }
+        None => {}
+    }
+    if let (ActionKind::Failover, Some(instance)) = (x.kind, x.instance) {
+        let cd = d.cooldown.unwrap_or(DEFAULT_INSTANCE_COOLDOWN);
+        let last = state.last_failover(target, instance);
+        check(last, cd, &|ago| {
+            format!("{target}/{instance} was failed over {ago} ago (instance cooldown)")
+        });
+    }
+    out
+}
+
 fn cooldown(
     d: &Decision,
     i: &Intent,
@@ -235,70 +308,59 @@ fn cooldown(
     state: &GuardState,
     now: TimestampMs,
 ) -> Option<String> {
-    let remaining = |last: Option<TimestampMs>, cd: Duration| {
-        last.map(|t| t + ms(cd) - now).filter(|left| *left > 0)
+    let x = Subject {
+        rule: &i.rule,
+        target: &i.target,
+        kind: i.kind,
+        instance: i.instance.as_deref(),
+        direction: i.direction,
     };
-    let inst = i.instance.as_deref();
-    if let Some(cd) = d.cooldown {
-        let last = state.last_rule_action(&i.rule, &i.target, i.kind, inst);
-        if let Some(left) = remaining(last, cd) {
-            return Some(format!(
-                "rule {} acted on {}{} {} ago; cooldown {} ({} left)",
-                i.rule,
-                i.target,
-                inst.map(|x| format!("/{x}")).unwrap_or_default(),
-                fmt_ms(now - last.unwrap_or(now)),
-                fmt_ms(ms(cd)),
-                fmt_ms(left)
-            ));
-        }
+    // Report the cooldown that lasts longest: that is when it may act.
+    cooldowns(d, &x, limits, state, now)
+        .into_iter()
+        .max_by_key(|(left, _)| *left)
+        .map(|(_, msg)| msg)
+}
+
+impl Guard {
+    /// When `decision`'s cooldowns end (None: none is running), for
+    /// `/api/v1/rules` "next time it may act". For `scale`, whose direction
+    /// depends on the metric, the earlier of the up and down cooldown ends.
+    pub fn cooldown_until(
+        &self,
+        decision: &Decision,
+        limits: &TargetLimits,
+        state: &GuardState,
+        now: TimestampMs,
+    ) -> Option<TimestampMs> {
+        let directions: &[Option<Direction>] = match decision.action.kind {
+            ActionKind::ScaleOut => &[Some(Direction::Up)],
+            ActionKind::ScaleIn => &[Some(Direction::Down)],
+            ActionKind::Scale => &[Some(Direction::Up), Some(Direction::Down)],
+            _ => &[None],
+        };
+        let instance = decision
+            .instance
+            .as_deref()
+            .or(decision.action.instance.as_deref());
+        directions
+            .iter()
+            .map(|dir| {
+                let x = Subject {
+                    rule: &decision.rule,
+                    target: &decision.action.target,
+                    kind: decision.action.kind,
+                    instance,
+                    direction: *dir,
+                };
+                cooldowns(decision, &x, limits, state, now)
+                    .into_iter()
+                    .map(|(left, _)| now + left)
+                    .max()
+            })
+            .min()
+            .flatten()
     }
-    match i.direction {
-        Some(Direction::Up) => {
-            let last = state.last_scale(&i.target, Direction::Up);
-            if let Some(left) = remaining(last, limits.cooldown_up) {
-                return Some(format!(
-                    "{} scaled up {} ago; cooldown_up {} ({} left)",
-                    i.target,
-                    fmt_ms(now - last.unwrap_or(now)),
-                    fmt_ms(ms(limits.cooldown_up)),
-                    fmt_ms(left)
-                ));
-            }
-        }
-        Some(Direction::Down) => {
-            let last = [Direction::Up, Direction::Down]
-                .into_iter()
-                .filter_map(|dir| state.last_scale(&i.target, dir))
-                .max();
-            if let Some(left) = remaining(last, limits.cooldown_down) {
-                return Some(format!(
-                    "{} changed replicas {} ago; cooldown_down {} ({} left)",
-                    i.target,
-                    fmt_ms(now - last.unwrap_or(now)),
-                    fmt_ms(ms(limits.cooldown_down)),
-                    fmt_ms(left)
-                ));
-            }
-        }
-        None => {}
-    }
-    if i.kind == ActionKind::Failover {
-        if let Some(instance) = inst {
-            let cd = d.cooldown.unwrap_or(DEFAULT_INSTANCE_COOLDOWN);
-            let last = state.last_failover(&i.target, instance);
-            if let Some(left) = remaining(last, cd) {
-                return Some(format!(
-                    "{}/{instance} was failed over {} ago; instance cooldown {} ({} left)",
-                    i.target,
-                    fmt_ms(now - last.unwrap_or(now)),
-                    fmt_ms(ms(cd)),
-                    fmt_ms(left)
-                ));
-            }
-        }
-    }
-    None
 }
 
 fn blast_radius(
@@ -328,7 +390,16 @@ fn blast_radius(
             .unwrap_or(DEFAULT_MAX_OPEN_SHARE)
             .clamp(0.0, 1.0);
         let total = (ts.instances.len() as u32).max(ts.replicas) as usize;
-        let open_after = state.circuits().not_closed(&i.target) + 1;
+        // Circuits of instances that are gone (replaced) no longer take traffic away.
+        let known: Vec<&str> = ts.instances.iter().map(|x| x.id.as_str()).collect();
+        let open_now = state
+            .circuits()
+            .iter()
+            .filter(|((t, inst), _)| {
+                *t == i.target && (known.is_empty() || known.contains(&inst.as_str()))
+            })
+            .count();
+        let open_after = open_now + 1;
         // With no instance count (e.g. webhook targets), allow one open circuit.
         let allowed = if total == 0 {
             1

@@ -13,7 +13,7 @@
 //! decision is checked) and then `executor.finish(started, provider).await`
 //! (may be spawned), or simply `executor.run(&intent, provider).await`. After each rule evaluation,
 //! `journal.state().note_evaluation(rule, at, &decisions)`, then run the intents
-//! of `journal.state().circuits().due(now)` the same way.
+//! of `journal.state().due_circuits(now)` (`transition.intent(now)`) the same way.
 pub mod circuit;
 pub mod executor;
 pub mod guard;

@@ -286,6 +286,15 @@ impl GuardState {
         &self.circuits
     }
 
+    /// Circuit transitions to carry out now; none while the agent is paused
+    /// (an open circuit is the safe state to wait in).
+    pub fn due_circuits(&self, now: TimestampMs) -> Vec<super::circuit::CircuitTransition> {
+        if self.paused {
+            return Vec::new();
+        }
+        self.circuits.due(now)
+    }
+
     /// See [`CircuitBook::note_evaluation`].
     pub fn note_evaluation(&mut self, rule: &str, at: TimestampMs, decisions: &[Decision]) {
         self.circuits.note_evaluation(rule, at, decisions);

@@ -1074,3 +1074,69 @@ async fn full_jitter_stays_within_the_exponential_bound() {
         Duration::from_secs(10)
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn cooldown_until_reports_when_a_rule_may_act_next() {
+    let rig = Rig::new();
+    let p = FakeProvider::new(rig.clock);
+    let l = TargetLimits {
+        cooldown_up: Duration::from_secs(60),
+        ..limits(1, 10)
+    };
+    let mut d = decision("r", ActionKind::ScaleOut, "web", T0);
+    d.cooldown = Some(Duration::from_secs(120));
+    assert_eq!(
+        rig.guard
+            .cooldown_until(&d, &l, &rig.journal().state(), rig.now()),
+        None
+    );
+    rig.act(&d, &l, &target_state(2), &p).await;
+    let acted = rig.now();
+    advance(10 * SEC).await;
+    // the longer of rule cooldown (2m) and cooldown_up (1m)
+    assert_eq!(
+        rig.guard
+            .cooldown_until(&d, &l, &rig.journal().state(), rig.now()),
+        Some(acted + 2 * MIN)
+    );
+    advance(2 * MIN).await;
+    assert_eq!(
+        rig.guard
+            .cooldown_until(&d, &l, &rig.journal().state(), rig.now()),
+        None
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_circuit_transition_is_due_while_paused() {
+    let rig = Rig::new();
+    let p = FakeProvider::new(rig.clock);
+    rig.act(&circuit("i0"), &limits(1, 10), &target_state(4), &p)
+        .await;
+    rig.journal().pause("cli", rig.now()).unwrap();
+    advance(MIN).await;
+    assert!(rig.journal().state().due_circuits(rig.now()).is_empty());
+    assert_eq!(rig.journal().state().circuits().due(rig.now()).len(), 1);
+    rig.journal().resume("cli", rig.now()).unwrap();
+    assert_eq!(rig.journal().state().due_circuits(rig.now()).len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn blast_radius_ignores_circuits_of_instances_that_are_gone() {
+    let rig = Rig::new();
+    let p = FakeProvider::new(rig.clock);
+    let l = limits(1, 10);
+    rig.act(&circuit("i0"), &l, &target_state(2), &p).await;
+    // with i0 and i1 running, a second open circuit would be 2 of 2
+    assert_eq!(
+        cause(&rig.check(&circuit("i1"), &l, &target_state(2))),
+        Some(Cause::BlastRadius)
+    );
+    // i0 was replaced by i2: its circuit no longer takes traffic away
+    let mut ts = target_state(2);
+    ts.instances[0].id = "i2".into();
+    assert!(matches!(
+        rig.check(&circuit("i1"), &l, &ts),
+        Verdict::Act(_)
+    ));
+}

@@ -105,8 +105,12 @@ pub struct AuditEvent {
     /// Free-form details (e.g. the provider op, circuit from/to, reload summary).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<serde_json::Value>,
+    /// `hash` of the previous event; 64 zeros for the first event of a log.
     #[serde(default)]
     pub prev_hash: String,
+    /// sha-256 (hex) of this line with `hash` emptied (see the `audit` module
+    /// doc). Must stay the LAST field: the chain is defined on the bytes of a
+    /// line ending in `,"hash":"…"}`. Add new fields above `prev_hash`.
     #[serde(default)]
     pub hash: String,
 }

@@ -4,7 +4,7 @@
 //! one line at a time over all files in order (never a whole file's text), and
 //! knows whether a line is the last of its file (the torn-tail rule needs that).
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use super::AuditError;
@@ -110,5 +110,42 @@ impl LineSource {
                 last_in_file,
             }));
         }
+    }
+}
+
+/// The last line of `path` that `parse` accepts (terminated lines only), and
+/// whether the file ends in a torn line. Reads backwards from the end in
+/// growing chunks, so it costs a few reads however large the file is.
+pub(crate) fn last_complete_line<T>(
+    path: &Path,
+    parse: impl Fn(&[u8]) -> Option<T>,
+) -> Result<(Option<T>, bool), AuditError> {
+    let mut file = File::open(path).map_err(|e| AuditError::io(path, e))?;
+    let len = file.metadata().map_err(|e| AuditError::io(path, e))?.len();
+    let mut chunk: u64 = 64 * 1024;
+    loop {
+        let start = len.saturating_sub(chunk);
+        file.seek(SeekFrom::Start(start))
+            .map_err(|e| AuditError::io(path, e))?;
+        let mut buf = Vec::with_capacity((len - start) as usize);
+        (&mut file)
+            .take(len - start)
+            .read_to_end(&mut buf)
+            .map_err(|e| AuditError::io(path, e))?;
+        let mut segments: Vec<&[u8]> = buf.split(|b| *b == b'\n').collect();
+        // After the last newline: empty if the file ends cleanly, else torn bytes.
+        let unterminated = segments.pop().unwrap_or_default();
+        if start > 0 && !segments.is_empty() {
+            segments.remove(0); // may begin mid-line
+        }
+        let torn = !unterminated.is_empty()
+            || segments
+                .last()
+                .is_some_and(|s| serde_json::from_slice::<serde::de::IgnoredAny>(s).is_err());
+        let found = segments.iter().rev().find_map(|s| parse(s));
+        if found.is_some() || start == 0 {
+            return Ok((found, torn));
+        }
+        chunk = chunk.saturating_mul(4);
     }
 }

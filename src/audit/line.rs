@@ -120,36 +120,151 @@ fn redact_value(v: &mut Value) {
             }
         }
         Value::Array(items) => items.iter_mut().for_each(redact_value),
+        Value::String(text) => {
+            if let Some(masked) = redact_text(text) {
+                *text = masked;
+            }
+        }
         _ => {}
     }
 }
 
-/// Mask `Bearer <credential>` / `Basic <credential>` in free text.
-fn redact_text(s: &str) -> Option<String> {
-    let lower = s.to_ascii_lowercase();
-    if !lower.contains("bearer ") && !lower.contains("basic ") {
-        return None;
-    }
-    let mut out = String::with_capacity(s.len());
-    let mut mask_next = false;
-    for (i, word) in s.split(' ').enumerate() {
-        if i > 0 {
-            out.push(' ');
-        }
-        if mask_next && !word.is_empty() {
-            out.push_str(REDACTED);
-            mask_next = false;
-            continue;
-        }
-        out.push_str(word);
-        let w = word.to_ascii_lowercase();
-        mask_next = w == "bearer" || w == "basic";
-    }
-    Some(out)
+/// Characters that end a credential inside free text.
+fn ends_value(c: char) -> bool {
+    c.is_whitespace() || matches!(c, '&' | '"' | '\'' | ')' | ']' | '}' | ',' | ';' | '>')
 }
 
-/// Remove secrets from `detail`, `before`, `after` (by key) and `error` (by
-/// credential scheme) before the event is hashed and written.
+/// Mask credentials in free text (error messages, URLs in details):
+/// `Bearer x` / `Basic x`, `token=x` style query parameters and assignments,
+/// `X-Api-Key: x` style headers, and the password of `scheme://user:pass@host`.
+/// Returns `None` when nothing was masked.
+fn redact_text(s: &str) -> Option<String> {
+    let mut out = String::with_capacity(s.len());
+    let mut changed = false;
+    // Whether the next word is a credential: always after a secret header name
+    // (`X-Api-Key:`), only if it looks like one after `Bearer`/`Basic` (so
+    // "basic health check" stays readable).
+    #[derive(PartialEq)]
+    enum Next {
+        Plain,
+        Credential,
+        IfTokenLike,
+    }
+    let token_like = |w: &str| {
+        w.len() >= 8
+            && w.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-._~+/=".contains(c))
+    };
+    let mut next = Next::Plain;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let ws = rest.len() - rest.trim_start().len();
+        out.push_str(&rest[..ws]);
+        rest = &rest[ws..];
+        if rest.is_empty() {
+            break;
+        }
+        let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        let word = &rest[..end];
+        rest = &rest[end..];
+        let lower = word.to_ascii_lowercase();
+        if lower == "bearer" || lower == "basic" {
+            out.push_str(word);
+            if next == Next::Plain {
+                next = Next::IfTokenLike;
+            }
+            continue;
+        }
+        let mask = match next {
+            Next::Credential => true,
+            Next::IfTokenLike => token_like(word),
+            Next::Plain => false,
+        };
+        next = Next::Plain;
+        if mask {
+            out.push_str(REDACTED);
+            changed = true;
+            continue;
+        }
+        if let Some(key) = word.strip_suffix(':') {
+            if is_secret_key(key) {
+                out.push_str(word);
+                next = Next::Credential;
+                continue;
+            }
+        }
+        out.push_str(word);
+    }
+    let (out, assigned) = redact_assignments(&out);
+    let (out, userinfo) = redact_userinfo(&out);
+    (changed || assigned || userinfo).then_some(out)
+}
+
+/// `scheme://user:pass@host` → `scheme://user:***@host`, for every URL in `text`.
+fn redact_userinfo(text: &str) -> (String, bool) {
+    let mut out = String::with_capacity(text.len());
+    let mut changed = false;
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        out.push_str(&rest[..i + 3]);
+        rest = &rest[i + 3..];
+        let authority_end = rest
+            .find(|c: char| matches!(c, '/' | '?' | '#') || ends_value(c))
+            .unwrap_or(rest.len());
+        if let Some(at) = rest[..authority_end].rfind('@') {
+            if let Some(colon) = rest[..at].find(':') {
+                out.push_str(&rest[..=colon]);
+                out.push_str(REDACTED);
+                changed = true;
+                rest = &rest[at..];
+            }
+        }
+    }
+    out.push_str(rest);
+    (out, changed)
+}
+
+/// `secret_key=value` (query parameters, assignments) → `secret_key=***`;
+/// a quoted value keeps its quotes.
+fn redact_assignments(text: &str) -> (String, bool) {
+    let mut out = String::with_capacity(text.len());
+    let mut changed = false;
+    let mut rest = text;
+    while let Some(eq) = rest.find('=') {
+        let key_start = rest[..eq]
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+            .map_or(0, |i| i + 1);
+        out.push_str(&rest[..=eq]);
+        let mut value = &rest[eq + 1..];
+        let secret = is_secret_key(&rest[key_start..eq]);
+        // A quoted value: keep the quotes, mask what is between them.
+        if let Some(q) = value.chars().next().filter(|c| *c == '"' || *c == '\'') {
+            if secret {
+                out.push(q);
+                value = &value[1..];
+                let close = value.find(q).unwrap_or(value.len());
+                out.push_str(REDACTED);
+                changed = true;
+                rest = &value[close..];
+                continue;
+            }
+        }
+        let value_end = value.find(ends_value).unwrap_or(value.len());
+        if secret && value_end > 0 {
+            out.push_str(REDACTED);
+            changed = true;
+            rest = &value[value_end..];
+        } else {
+            rest = value;
+        }
+    }
+    out.push_str(rest);
+    (out, changed)
+}
+
+/// Remove secrets before the event is hashed and written: in `detail`,
+/// `before`, `after`, the value of any secret-looking key, and credentials in
+/// their strings; in `error`, credentials in the text (see `redact_text`).
 pub fn redact_event(ev: &mut AuditEvent) {
     for v in [&mut ev.detail, &mut ev.before, &mut ev.after]
         .into_iter()

@@ -45,8 +45,12 @@
 //!         prev, seq = h, ev["seq"]
 //! ```
 //!
-//! (The script is strict: it treats an invalid last line as a failure, where
-//! [`verify`] applies the torn-tail rule below.)
+//! (The script skips an unterminated last line, but fails on a torn tail that
+//! happens to end in a newline, where [`verify`] applies the torn-tail rule
+//! below.)
+//!
+//! One process writes a directory at a time (the agent holds one `AuditLog`);
+//! this is not enforced by a lock.
 //!
 //! # Torn tails (crash mid-write)
 //!
@@ -72,10 +76,13 @@
 //!
 //! # Secrets
 //!
-//! The writer redacts `detail`, `before` and `after` before hashing: the value of
-//! any object key containing (case-insensitively) `authorization`, `secret`,
-//! `token`, `password`, `passwd`, `api_key`/`apikey`/`api-key` becomes `"***"`,
-//! at any depth, and `Bearer …` credentials in `error` are masked.
+//! The writer cannot know secrets, so it redacts before hashing: in `detail`,
+//! `before` and `after`, the value of any object key containing
+//! (case-insensitively) `authorization`, `secret`, `token`, `password`,
+//! `passwd`, `api_key`/`apikey`/`api-key` becomes `"***"`, at any depth; and in
+//! their strings and in `error`, credentials in text are masked:
+//! `Bearer <token>`, `X-Api-Key: <value>`, `token=<value>` (query parameters,
+//! assignments) and the password of `scheme://user:pass@host`.
 //!
 //! # Caveat: non-finite numbers
 //!
@@ -129,6 +136,8 @@ pub enum AuditError {
         "invalid --since value {value:?}: expected a duration ago (10m, 2h) or an RFC 3339 time"
     )]
     BadSince { value: String },
+    #[error("unknown audit event {value:?}: expected a name of DESIGN.md §5 such as decision, suppressed, action_started, action_succeeded, action_failed")]
+    BadEvent { value: String },
 }
 
 impl AuditError {

@@ -8,7 +8,7 @@ use std::collections::{HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 
 use super::event::{AuditEvent, EventKind};
-use super::files::{list_files, LineSource, RawLine};
+use super::files::{last_complete_line, list_files, LineSource, RawLine};
 use super::line::decode;
 use super::AuditError;
 use crate::clock::TimestampMs;
@@ -117,6 +117,34 @@ pub fn events(dir: &Path) -> Result<EventIter, AuditError> {
     })
 }
 
+/// Iterate over the events of the files that may hold events at or after
+/// `since`: a file whose last complete event is older is skipped unread (files
+/// are in time order: the agent's clock does not go backwards).
+fn events_since(dir: &Path, since: Option<TimestampMs>) -> Result<EventIter, AuditError> {
+    let mut files = list_files(dir)?;
+    if let Some(since) = since {
+        #[derive(serde::Deserialize)]
+        struct Ts {
+            ts_ms: TimestampMs,
+        }
+        let mut keep_from = 0;
+        // The newest file is always read (it may still be growing).
+        for (i, (_, path)) in files.iter().enumerate().take(files.len().saturating_sub(1)) {
+            let (last, _) = last_complete_line(path, |l| serde_json::from_slice::<Ts>(l).ok())?;
+            match last {
+                Some(ts) if ts.ts_ms < since => keep_from = i + 1,
+                _ => break,
+            }
+        }
+        files.drain(..keep_from);
+    }
+    Ok(EventIter {
+        src: LineSource::new(files),
+        warnings: Vec::new(),
+        done: false,
+    })
+}
+
 /// All events, in order. Torn tails are skipped silently (see
 /// [`read_all_with_warnings`]); any other invalid line is an error.
 pub fn read_all(dir: &Path) -> Result<Vec<AuditEvent>, AuditError> {
@@ -170,10 +198,11 @@ impl AuditFilter {
 }
 
 /// The events matching `filter`, oldest first, streaming over the files; with a
-/// `limit`, only the newest `limit` matches are kept in memory.
+/// `limit`, only the newest `limit` matches are kept in memory, and with
+/// `since`, files that end before it are not read at all.
 pub fn query(dir: &Path, filter: &AuditFilter) -> Result<Vec<AuditEvent>, AuditError> {
     let mut out = VecDeque::new();
-    for ev in events(dir)? {
+    for ev in events_since(dir, filter.since)? {
         let ev = ev?;
         if !filter.matches(&ev) {
             continue;

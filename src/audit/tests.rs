@@ -711,3 +711,566 @@ mod verify_tests {
         assert!(b.problem.contains("\"hash\""), "{b}");
     }
 }
+
+mod cli_tests {
+    use super::*;
+    use crate::actions::Mode;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    fn decision(rule: &str, id: &str) -> AuditEvent {
+        AuditEvent {
+            action_id: Some(id.into()),
+            rule: Some(rule.into()),
+            target: Some("demo".into()),
+            kind: Some(ActionKind::ScaleOut),
+            reason: Some(Reason {
+                when: "p99 > 0.25 && rps > 5".into(),
+                values: BTreeMap::from([("p99".to_string(), 0.3127), ("rps".to_string(), 12.0)]),
+                for_ms: 30_000,
+                ..Reason::default()
+            }),
+            ..AuditEvent::new(EventKind::Decision)
+        }
+    }
+
+    /// The demo's story: a scale-out, a failover that failed, a circuit still
+    /// in progress, an approved redeploy and a suppression.
+    fn story(log: &AuditLog) -> Vec<AuditEvent> {
+        let mut out = Vec::new();
+        let mut push = |ev: AuditEvent, t: i64| out.push(log.append(ev, T0 + t).unwrap());
+        push(decision("latency-scale-out", "a1"), 0);
+        push(started("a1", "latency-scale-out", "demo"), 10);
+        let mut ok = outcome(EventKind::ActionSucceeded, "a1");
+        ok.kind = Some(ActionKind::ScaleOut);
+        ok.target = Some("demo".into());
+        ok.rule = Some("latency-scale-out".into());
+        ok.before = Some(json!({"replicas": 2}));
+        ok.after = Some(json!({"replicas": 3}));
+        push(ok, 1542);
+        let mut fo = started("a2", "replica-dead", "demo");
+        fo.kind = Some(ActionKind::Failover);
+        fo.instance = Some("127.0.0.1:18101".into());
+        fo.before = None;
+        fo.after = None;
+        push(fo, 5000);
+        let mut failed = outcome(EventKind::ActionFailed, "a2");
+        failed.error = Some("health check timed out after 10s".into());
+        failed.duration_ms = Some(10_020);
+        push(failed, 15_020);
+        let mut cb = started("a3", "errors-circuit", "demo");
+        cb.kind = Some(ActionKind::CircuitBreak);
+        cb.before = Some(json!("closed"));
+        cb.after = Some(json!("open"));
+        push(cb, 20_000);
+        let mut rd = started("a4", "bad-version", "demo");
+        rd.kind = Some(ActionKind::Redeploy);
+        rd.before = Some(json!({"version": "v1"}));
+        rd.after = Some(json!({"version": "v2"}));
+        push(rd, 30_000);
+        let mut ap = AuditEvent::new(EventKind::Approved);
+        ap.action_id = Some("a4".into());
+        ap.approved_by = Some("alice".into());
+        push(ap, 30_500);
+        let mut rb = outcome(EventKind::ActionSucceeded, "a4");
+        rb.after = Some(json!({"version": "v1"}));
+        rb.duration_ms = Some(850);
+        push(rb, 31_350);
+        let mut sup = AuditEvent::new(EventKind::Suppressed);
+        sup.action_id = Some("a5".into());
+        sup.rule = Some("latency-scale-out".into());
+        sup.target = Some("demo".into());
+        sup.kind = Some(ActionKind::ScaleOut);
+        sup.cause = Some("cooldown".into());
+        sup.mode = Some(Mode::Enforce);
+        push(sup, 40_000);
+        push(AuditEvent::new(EventKind::AgentStopped), 50_000);
+        out
+    }
+
+    #[test]
+    fn human_lines_show_what_on_call_needs() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::open(dir.path(), 0).unwrap();
+        let evs = story(&log);
+        let mut out = Vec::new();
+        cli::print_events(&evs, false, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), evs.len());
+        assert!(lines[0].starts_with(&evs[0].ts), "{}", lines[0]);
+        assert!(lines[0].contains("decision"), "{}", lines[0]);
+        assert!(lines[0].contains("  p99=0.3127 rps=12  "), "{}", lines[0]);
+        assert!(
+            lines[0].contains("when=\"p99 > 0.25 && rps > 5\""),
+            "{}",
+            lines[0]
+        );
+        assert!(
+            lines[2].contains(
+                "action_succeeded    scale_out  demo  rule=latency-scale-out  2→3  (1532 ms)"
+            ),
+            "{}",
+            lines[2]
+        );
+        assert!(
+            lines[4].contains("error=\"health check timed out after 10s\""),
+            "{}",
+            lines[4]
+        );
+        assert!(lines[7].contains("approved_by=alice"), "{}", lines[7]);
+        assert!(lines[9].contains("cause=cooldown"), "{}", lines[9]);
+        assert!(lines[10].ends_with("agent_stopped"), "{:?}", lines[10]);
+    }
+
+    #[test]
+    fn json_output_is_the_stored_jsonl() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::open(dir.path(), 0).unwrap();
+        let mut evs = story(&log);
+        let mut nan = decision("r", "a9");
+        nan.reason
+            .as_mut()
+            .unwrap()
+            .values
+            .insert("p50".into(), f64::NAN);
+        evs.push(log.append(nan, T0).unwrap());
+        let back = read_all(dir.path()).unwrap();
+        let mut out = Vec::new();
+        cli::print_events(&back, true, &mut out).unwrap();
+        let stored = std::fs::read(dir.path().join("audit-000001.jsonl")).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            String::from_utf8(stored).unwrap()
+        );
+    }
+
+    #[test]
+    fn summary_table_has_one_row_per_action() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::open(dir.path(), 0).unwrap();
+        story(&log);
+        let table = cli::summary_table(&read_all(dir.path()).unwrap());
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 1 + 5 + 1, "{table}");
+        let header: Vec<&str> = lines[0].split_whitespace().collect();
+        assert_eq!(
+            header,
+            ["TIME", "RULE", "KIND", "TARGET", "INSTANCE", "CHANGE", "OUTCOME", "DURATION"]
+        );
+        let time = crate::clock::rfc3339(T0)[..19].replace('T', " ");
+        assert!(lines[1].starts_with(&time), "{table}");
+        let cols = |l: &str| {
+            l.split("  ")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(String::from)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            cols(lines[1])[1..],
+            [
+                "latency-scale-out",
+                "scale_out",
+                "demo",
+                "-",
+                "2→3",
+                "succeeded",
+                "1.532s"
+            ]
+        );
+        assert_eq!(
+            cols(lines[2])[1..],
+            [
+                "replica-dead",
+                "failover",
+                "demo",
+                "127.0.0.1:18101",
+                "-",
+                "failed: health check timed out after 10s",
+                "10.02s"
+            ]
+        );
+        assert_eq!(
+            cols(lines[3])[1..],
+            [
+                "errors-circuit",
+                "circuit_break",
+                "demo",
+                "-",
+                "closed→open",
+                "in progress",
+                "-"
+            ]
+        );
+        assert_eq!(
+            cols(lines[4])[1..],
+            [
+                "bad-version",
+                "redeploy",
+                "demo",
+                "-",
+                "v1→v1",
+                "succeeded (approved by alice)",
+                "850 ms"
+            ]
+        );
+        assert_eq!(
+            cols(lines[5])[1..],
+            [
+                "latency-scale-out",
+                "scale_out",
+                "demo",
+                "-",
+                "-",
+                "suppressed: cooldown",
+                "-"
+            ]
+        );
+        assert_eq!(
+            lines[6],
+            "5 actions: 2 succeeded, 1 failed, 1 in progress, 1 suppressed"
+        );
+        // Columns line up: every row has CHANGE at the same character offset.
+        let at = lines[0].find("CHANGE").unwrap();
+        assert_eq!(lines[1].chars().skip(at).take(3).collect::<String>(), "2→3");
+    }
+
+    #[test]
+    fn summary_of_no_actions() {
+        assert_eq!(
+            cli::summary_table(&[AuditEvent::new(EventKind::AgentStarted)]),
+            "TIME  RULE  KIND  TARGET  INSTANCE  CHANGE  OUTCOME  DURATION\n0 actions\n"
+        );
+    }
+
+    #[test]
+    fn since_accepts_durations_ago_and_rfc3339() {
+        let now = T0;
+        assert_eq!(cli::parse_since("10m", now).unwrap(), now - 600_000);
+        assert_eq!(cli::parse_since("1h30m", now).unwrap(), now - 5_400_000);
+        assert_eq!(
+            cli::parse_since("2026-11-23T04:10:02.123Z", now).unwrap(),
+            crate::clock::parse_time("2026-11-23T04:10:02.123Z").unwrap()
+        );
+        assert_eq!(
+            cli::parse_since(&crate::clock::rfc3339(T0 - 5), now).unwrap(),
+            T0 - 5
+        );
+        let err = cli::parse_since("yesterday", now).unwrap_err();
+        assert!(err.to_string().contains("yesterday"), "{err}");
+    }
+
+    /// A `Write` the test thread can read while the follower writes.
+    #[derive(Clone, Default)]
+    struct SharedBuf(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl Write for SharedBuf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl SharedBuf {
+        fn seqs(&self) -> Vec<u64> {
+            String::from_utf8(self.0.lock().unwrap().clone())
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str::<AuditEvent>(l).unwrap().seq)
+                .collect()
+        }
+
+        /// Wait (up to 20 s, a generous bound for a loaded machine) until
+        /// `n` events have been printed.
+        fn wait_for(&self, n: usize) -> Vec<u64> {
+            for _ in 0..400 {
+                if self.seqs().len() >= n {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            self.seqs()
+        }
+    }
+
+    #[test]
+    fn follow_prints_backlog_then_new_events_across_rotation() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Arc::new(AuditLog::open(dir.path(), 800).unwrap());
+        write_n(&log, 5);
+        let stop = Arc::new(AtomicBool::new(false));
+        let buf = SharedBuf::default();
+        let follower = {
+            let dir = dir.path().to_path_buf();
+            let stop = Arc::clone(&stop);
+            let mut out = buf.clone();
+            std::thread::spawn(move || {
+                let filter = AuditFilter {
+                    target: Some("web".into()),
+                    limit: Some(2),
+                    ..Default::default()
+                };
+                cli::follow(&dir, &filter, true, &mut out, || {
+                    stop.load(Ordering::SeqCst)
+                })
+            })
+        };
+        // Backlog: web events were seq 1, 3, 5 → the newest two.
+        assert_eq!(buf.wait_for(2), vec![3, 5]);
+        let mut expected = vec![3, 5];
+        // Three batches, each waited for, so the follower picks up new lines
+        // and crosses into newly rotated files while it runs.
+        for batch in 0..3 {
+            for i in 0..5 {
+                let n = 5 + batch * 5 + i;
+                let mut ev = AuditEvent::new(EventKind::Decision);
+                ev.target = Some(if n % 2 == 0 { "web" } else { "db" }.into());
+                let stored = log.append(ev, T0 + n * 1000).unwrap();
+                if n % 2 == 0 {
+                    expected.push(stored.seq);
+                }
+            }
+            assert_eq!(buf.wait_for(expected.len()), expected);
+        }
+        stop.store(true, Ordering::SeqCst);
+        follower.join().unwrap().unwrap();
+        assert!(list_files(dir.path()).unwrap().len() >= 3);
+        assert_eq!(buf.seqs(), expected);
+    }
+
+    #[test]
+    fn follow_skips_a_torn_tail_and_continues_in_the_next_file() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let log = AuditLog::open(dir.path(), 0).unwrap();
+            write_n(&log, 2);
+        }
+        append_raw(&dir.path().join("audit-000001.jsonl"), b"{\"seq\":3,");
+        let log = AuditLog::open(dir.path(), 0).unwrap();
+        log.append(AuditEvent::new(EventKind::AgentStarted), T0)
+            .unwrap();
+        let mut out = Vec::new();
+        cli::follow(dir.path(), &AuditFilter::default(), false, &mut out, || {
+            true
+        })
+        .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.lines().count(), 3, "{text}");
+        assert!(text.lines().nth(2).unwrap().contains("agent_started"));
+    }
+}
+
+#[test]
+fn reopen_finds_the_last_line_of_large_files_and_large_torn_tails() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = "x".repeat(100_000);
+    let written: Vec<AuditEvent> = {
+        let log = AuditLog::open(dir.path(), 0).unwrap();
+        (0..3)
+            .map(|i| {
+                let mut ev = AuditEvent::new(EventKind::RulesReloaded);
+                ev.detail = Some(json!({ "blob": big }));
+                log.append(ev, T0 + i).unwrap()
+            })
+            .collect()
+    };
+    {
+        // Lines longer than the first backwards read: the chunk has to grow.
+        let log = AuditLog::open(dir.path(), 0).unwrap();
+        assert_eq!(log.last_seq().unwrap(), 3);
+        assert_eq!(log.last_hash().unwrap(), written[2].hash);
+    }
+    let torn = format!("{{\"seq\":4,\"detail\":\"{}", "y".repeat(150_000));
+    append_raw(&dir.path().join("audit-000001.jsonl"), torn.as_bytes());
+    let log = AuditLog::open(dir.path(), 0).unwrap();
+    let next = log
+        .append(AuditEvent::new(EventKind::AgentStarted), T0)
+        .unwrap();
+    assert_eq!(
+        (next.seq, next.prev_hash.as_str()),
+        (4, written[2].hash.as_str())
+    );
+    assert_eq!(files_in(dir.path()).len(), 2);
+    let report = verify(dir.path()).unwrap();
+    assert!(report.is_ok(), "{report}");
+    assert_eq!(report.warnings.len(), 1);
+}
+
+#[test]
+fn credentials_in_free_text_are_masked() {
+    let cases = [
+        (
+            "POST http://hook.local/h?token=abc123&x=1 failed",
+            "POST http://hook.local/h?token=***&x=1 failed",
+        ),
+        (
+            "connect to https://svc:hunter2@db.local:5432/x",
+            "connect to https://svc:***@db.local:5432/x",
+        ),
+        (
+            "header X-Api-Key: k1 rejected",
+            "header X-Api-Key: *** rejected",
+        ),
+        ("Authorization: Bearer abc", "Authorization: Bearer ***"),
+        (
+            "upstream said Bearer eyJhbGciOi.x-y_z ok",
+            "upstream said Bearer *** ok",
+        ),
+        (
+            "got (password=pw1) and secret=\"s\"",
+            "got (password=***) and secret=\"***\"",
+        ),
+        ("client_secret=s2;", "client_secret=***;"),
+        ("token='a b'", "token='***'"),
+    ];
+    for (input, want) in cases {
+        let mut ev = AuditEvent::new(EventKind::ActionFailed);
+        ev.error = Some(input.to_string());
+        ev.detail = Some(json!({ "msg": input, "n": 1 }));
+        redact_event(&mut ev);
+        assert_eq!(ev.error.as_deref(), Some(want), "{input}");
+        assert_eq!(ev.detail.as_ref().unwrap()["msg"], want, "{input}");
+    }
+    // Text without credentials is left exactly as it was.
+    for plain in [
+        "replica 127.0.0.1:18101 exited (code=1)",
+        "p99=0.3 rps=12",
+        "  two  spaces  ",
+    ] {
+        let mut ev = AuditEvent::new(EventKind::ActionFailed);
+        ev.error = Some(plain.to_string());
+        redact_event(&mut ev);
+        assert_eq!(ev.error.as_deref(), Some(plain));
+    }
+}
+
+#[test]
+fn cli_flags_become_a_filter() {
+    let f = cli::filter_from_args(
+        Some("10m"),
+        Some("r1"),
+        None,
+        &["action_started,action_failed", "decision", "action_failed"],
+        Some(5),
+        T0,
+    )
+    .unwrap();
+    assert_eq!(
+        f,
+        AuditFilter {
+            since: Some(T0 - 600_000),
+            rule: Some("r1".into()),
+            event: Some(vec![
+                EventKind::ActionStarted,
+                EventKind::ActionFailed,
+                EventKind::Decision
+            ]),
+            limit: Some(5),
+            ..AuditFilter::default()
+        }
+    );
+    let none: [&str; 0] = [];
+    assert_eq!(
+        cli::filter_from_args(None, None, Some("web"), &none, None, T0).unwrap(),
+        AuditFilter {
+            target: Some("web".into()),
+            ..AuditFilter::default()
+        }
+    );
+    let err = cli::filter_from_args(None, None, None, &["action_start"], None, T0).unwrap_err();
+    assert!(err.to_string().contains("action_start"), "{err}");
+    assert!(matches!(
+        cli::filter_from_args(Some("soon"), None, None, &none, None, T0),
+        Err(AuditError::BadSince { .. })
+    ));
+
+    let dir = tempfile::tempdir().unwrap();
+    let log = AuditLog::open(dir.path(), 0).unwrap();
+    write_n(&log, 4);
+    let mut out = Vec::new();
+    let f = AuditFilter {
+        target: Some("db".into()),
+        ..AuditFilter::default()
+    };
+    assert_eq!(cli::show(dir.path(), &f, false, &mut out).unwrap(), 2);
+    assert_eq!(String::from_utf8(out).unwrap().lines().count(), 2);
+}
+
+#[test]
+fn after_a_failed_write_the_writer_rederives_its_position_from_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = AuditLog::open(dir.path(), 0).unwrap();
+    let written = write_n(&log, 2);
+    let first = dir.path().join("audit-000001.jsonl");
+
+    // A write that failed half-way: a torn line, then an error to the caller.
+    append_raw(&first, b"{\"seq\":3,\"ts\":");
+    log.simulate_failed_write().unwrap();
+    let third = log
+        .append(AuditEvent::new(EventKind::AgentStarted), T0)
+        .unwrap();
+    assert_eq!(
+        (third.seq, third.prev_hash.as_str()),
+        (3, written[1].hash.as_str())
+    );
+    assert_eq!(
+        files_in(dir.path()).len(),
+        2,
+        "must not append after the torn line"
+    );
+
+    // A write that landed but whose fsync failed: the line is on disk although
+    // the caller saw an error, so the chain continues after it.
+    let mut landed = AuditEvent::new(EventKind::Decision);
+    landed.seq = 4;
+    landed.prev_hash = third.hash.clone();
+    let (mut bytes, landed_hash) = line::encode(&landed).unwrap();
+    bytes.push(b'\n');
+    append_raw(&dir.path().join("audit-000002.jsonl"), &bytes);
+    log.simulate_failed_write().unwrap();
+    let fifth = log
+        .append(AuditEvent::new(EventKind::AgentStopped), T0)
+        .unwrap();
+    assert_eq!(
+        (fifth.seq, fifth.prev_hash.as_str()),
+        (5, landed_hash.as_str())
+    );
+    assert_eq!(files_in(dir.path()).len(), 2);
+
+    let report = verify(dir.path()).unwrap();
+    assert!(report.is_ok(), "{report}");
+    assert_eq!((report.events, report.warnings.len()), (5, 1));
+}
+
+#[test]
+fn query_since_skips_files_that_end_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = AuditLog::open(dir.path(), 700).unwrap();
+    let written = write_n(&log, 12);
+    let files = list_files(dir.path()).unwrap();
+    assert!(files.len() >= 3);
+    // Corrupt the first line of the first file: only a reader that opens the
+    // file notices.
+    let text = std::fs::read_to_string(&files[0].1).unwrap();
+    std::fs::write(&files[0].1, text.replacen('{', "#", 1)).unwrap();
+    assert!(matches!(
+        query(dir.path(), &AuditFilter::default()),
+        Err(AuditError::Parse { .. })
+    ));
+    let last_of_first: AuditEvent = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    let since = last_of_first.ts_ms + 1;
+    let got = query(
+        dir.path(),
+        &AuditFilter {
+            since: Some(since),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let want: Vec<AuditEvent> = written.into_iter().filter(|e| e.ts_ms >= since).collect();
+    assert!(!want.is_empty());
+    assert_eq!(got, want);
+}

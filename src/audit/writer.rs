@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use serde::Deserialize;
 
 use super::event::AuditEvent;
-use super::files::{file_name, list_files, LineSource};
+use super::files::{file_name, last_complete_line, list_files};
 use super::line::{encode, redact_event, GENESIS_HASH};
 use super::AuditError;
 use crate::clock::{rfc3339, TimestampMs};
@@ -74,6 +74,15 @@ impl AuditLog {
     /// `hash` of the last committed event ([`GENESIS_HASH`] for an empty log).
     pub fn last_hash(&self) -> Result<String, AuditError> {
         Ok(self.lock()?.prev_hash.clone())
+    }
+
+    /// Test hook: behave as after a failed write.
+    #[cfg(test)]
+    pub(crate) fn simulate_failed_write(&self) -> Result<(), AuditError> {
+        let mut inner = self.lock()?;
+        inner.file = None;
+        inner.needs_recovery = true;
+        Ok(())
     }
 
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, Inner>, AuditError> {
@@ -162,8 +171,8 @@ fn recover(dir: &Path) -> Result<Inner, AuditError> {
     // Walk files newest first until one holds a complete line.
     let mut newest_torn = false;
     let mut anchor: Option<Link> = None;
-    for (pos, (idx, path)) in files.iter().enumerate().rev() {
-        let (last_good, last_torn) = scan_file(*idx, path)?;
+    for (pos, (_, path)) in files.iter().enumerate().rev() {
+        let (last_good, last_torn) = scan_file(path)?;
         if pos == files.len() - 1 {
             newest_torn = last_torn;
         }
@@ -206,23 +215,7 @@ fn recover(dir: &Path) -> Result<Inner, AuditError> {
 }
 
 /// The last complete line's chain fields, and whether the file ends in a torn line.
-fn scan_file(idx: u64, path: &Path) -> Result<(Option<Link>, bool), AuditError> {
-    let mut src = LineSource::new(vec![(idx, path.to_path_buf())]);
-    let mut last_good = None;
-    let mut torn = false;
-    while let Some(line) = src.next_line()? {
-        let parsed = if line.terminated {
-            serde_json::from_slice::<Link>(&line.bytes).ok()
-        } else {
-            None
-        };
-        match parsed {
-            Some(link) => {
-                last_good = Some(link);
-                torn = false;
-            }
-            None => torn = line.last_in_file,
-        }
-    }
-    Ok((last_good, torn))
+fn scan_file(path: &Path) -> Result<(Option<Link>, bool), AuditError> {
+    let (last, torn) = last_complete_line(path, |l| serde_json::from_slice::<Link>(l).ok())?;
+    Ok((last, torn))
 }

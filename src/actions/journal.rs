@@ -200,10 +200,23 @@ pub fn decision_event(d: &Decision, v: &Verdict) -> AuditEvent {
         stabilization_window_ms: window,
     };
     ev.detail = to_detail(&detail);
-    if let Verdict::Act(i) = v {
-        ev.action_id = Some(i.action_id.clone());
+    match v {
+        Verdict::Act(i) => ev.action_id = Some(i.action_id.clone()),
+        Verdict::Suppress {
+            cause,
+            would: Some(i),
+            ..
+        } if carries_id(*cause) => ev.action_id = Some(i.action_id.clone()),
+        Verdict::Suppress { .. } => {}
     }
     ev
+}
+
+fn carries_id(cause: super::intent::Cause) -> bool {
+    matches!(
+        cause,
+        super::intent::Cause::DryRun | super::intent::Cause::Approval
+    )
 }
 
 /// The `suppressed` event, if the verdict is a suppression. For `dry_run` and
@@ -223,7 +236,11 @@ pub fn suppressed_event(d: &Decision, v: &Verdict) -> Option<AuditEvent> {
     let mut obj = serde_json::Map::new();
     obj.insert("message".into(), serde_json::Value::String(detail.clone()));
     if let Some(i) = would {
-        ev.action_id = Some(i.action_id.clone());
+        // Only a dry run or an approval gives the would-be action an identity
+        // (approval refers to it later); other suppressions are not actions.
+        if carries_id(*cause) {
+            ev.action_id = Some(i.action_id.clone());
+        }
         if let Some(r) = to_detail(&i.request()) {
             obj.insert("would".into(), r);
         }

@@ -459,6 +459,10 @@ async fn dry_run_records_the_would_be_op() {
         .find(|e| e.event == Some(EventKind::Suppressed))
         .unwrap();
     assert_eq!(sup.cause.as_deref(), Some("dry_run"));
+    assert_eq!(
+        sup.action_id.as_deref(),
+        Some(would.as_ref().unwrap().action_id.as_str())
+    );
     let would = &sup.detail.as_ref().unwrap()["would"];
     assert_eq!(would["op"]["op"], "set_replicas");
     assert_eq!(would["op"]["to"], 5);

@@ -74,6 +74,7 @@ enum Resp {
     Unavailable,
     Rejected,
     Hang,
+    RolledBack,
 }
 
 /// A provider that answers from a script and remembers every call.
@@ -149,6 +150,11 @@ impl Provider for FakeProvider {
             Resp::Rejected => Err(ProviderError::Rejected {
                 provider: p,
                 message: "400".into(),
+            }),
+            Resp::RolledBack => Ok(ActionOutcome {
+                before: serde_json::json!({"version": "v1"}),
+                after: serde_json::json!({"version": "v1"}),
+                rolled_back: Some("v2 never became healthy".into()),
             }),
             Resp::Hang => {
                 tokio::time::sleep(Duration::from_secs(3600)).await;
@@ -1143,4 +1149,121 @@ async fn blast_radius_ignores_circuits_of_instances_that_are_gone() {
         rig.check(&circuit("i1"), &l, &ts),
         Verdict::Act(_)
     ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rolled_back_redeploy_is_a_failure_that_still_starts_the_cooldown() {
+    let rig = Rig::new();
+    let p = FakeProvider::new(rig.clock).script(&[Resp::RolledBack]);
+    let l = limits(1, 10);
+    let mut d = decision("deploy", ActionKind::Redeploy, "web", T0);
+    d.action.version = Some("v2".into());
+    d.cooldown = Some(Duration::from_secs(600));
+    let Verdict::Act(i) = rig.check(&d, &l, &target_state(3)) else {
+        panic!()
+    };
+    assert_eq!(
+        i.op,
+        ProviderOp::Redeploy {
+            version: Some("v2".into()),
+            command: None
+        }
+    );
+    assert_eq!(
+        rig.exec.timeout_for(&i, "fake"),
+        ExecutorConfig::default().redeploy_timeout
+    );
+    let r = rig.exec.run(&i, &p).await.unwrap();
+    let RunResult::Failed { cause, .. } = &r else {
+        panic!("{r:?}")
+    };
+    assert_eq!(cause, "rolled_back");
+    let ev = rig.events().pop().unwrap();
+    assert_eq!(ev.event, Some(EventKind::ActionFailed));
+    assert_eq!(ev.cause.as_deref(), Some("rolled_back"));
+    assert!(ev.error.unwrap().contains("never became healthy"));
+    advance(MIN).await;
+    assert_eq!(
+        cause_of(&rig.check(&d, &l, &target_state(3))),
+        Some(Cause::Cooldown)
+    );
+    let mut rollback = d.clone();
+    rollback.rule = "rollback".into();
+    rollback.action.rollback = true;
+    assert_eq!(
+        op(&rig.check(&rollback, &l, &target_state(3))),
+        ProviderOp::Rollback
+    );
+}
+
+fn cause_of(v: &Verdict) -> Option<Cause> {
+    v.cause()
+}
+
+#[tokio::test(start_paused = true)]
+async fn reconciled_not_applied_sets_no_cooldown_and_missing_providers_are_unknown() {
+    let rig = Rig::new();
+    let l = limits(1, 10);
+    let mut d = decision("r", ActionKind::ScaleOut, "web", T0);
+    d.cooldown = Some(Duration::from_secs(300));
+    let mut other = decision("r", ActionKind::ScaleOut, "gone", T0);
+    other.cooldown = Some(Duration::from_secs(300));
+    for dd in [&d, &other] {
+        let Verdict::Act(i) = rig.check(dd, &l, &target_state(2)) else {
+            panic!()
+        };
+        rig.journal()
+            .record(journal::started_event(&i, "fake", 1), rig.now())
+            .unwrap();
+    }
+    let mut fake = FakeProvider::new(rig.clock);
+    fake.reconcile_as = Reconciliation::NotApplied;
+    let p: Arc<dyn Provider> = Arc::new(fake);
+    let providers = BTreeMap::from([("web".to_string(), p)]);
+    let done = rig.exec.reconcile_open_actions(&providers).await.unwrap();
+    let results: Vec<_> = done.into_iter().map(|(_, r)| r).collect();
+    assert_eq!(results.len(), 2);
+    assert!(results.contains(&Reconciliation::NotApplied));
+    assert!(results.contains(&Reconciliation::Unknown));
+    let state = rig.journal().state();
+    assert_eq!(state.open_actions().count(), 0);
+    // not applied: the rule may act again at once; unknown: assume it happened
+    let g = Guard::default();
+    assert!(matches!(
+        g.check(&d, &l, &state, &target_state(2), rig.now()),
+        Verdict::Act(_)
+    ));
+    assert_eq!(
+        cause_of(&g.check(&other, &l, &state, &target_state(2), rig.now())),
+        Some(Cause::Cooldown)
+    );
+    let unknown = rig
+        .events()
+        .into_iter()
+        .find(|e| {
+            e.event == Some(EventKind::ActionReconciled) && e.target.as_deref() == Some("gone")
+        })
+        .unwrap();
+    assert!(unknown.error.unwrap().contains("no provider"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn executor_futures_can_be_spawned() {
+    fn assert_send<T: Send>(_: &T) {}
+    let rig = Rig::new();
+    let p = FakeProvider::new(rig.clock);
+    let Verdict::Act(i) = rig.check(
+        &decision("r", ActionKind::ScaleOut, "web", T0),
+        &limits(1, 10),
+        &target_state(2),
+    ) else {
+        panic!()
+    };
+    let fut = rig.exec.run(&i, &p);
+    assert_send(&fut);
+    let providers = BTreeMap::new();
+    let rec = rig.exec.reconcile_open_actions(&providers);
+    assert_send(&rec);
+    assert!(matches!(fut.await.unwrap(), RunResult::Succeeded { .. }));
+    assert!(rec.await.unwrap().is_empty());
 }

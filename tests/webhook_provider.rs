@@ -86,6 +86,14 @@ async fn hook(
     (code, format!("{{\"answered\":{status}}}"))
 }
 
+/// Redirects to the real hook: a webhook must not follow it.
+async fn moved() -> (StatusCode, [(axum::http::HeaderName, &'static str); 1]) {
+    (
+        StatusCode::TEMPORARY_REDIRECT,
+        [(axum::http::header::LOCATION, "/hook")],
+    )
+}
+
 /// Start a receiver; returns its URL and shared state.
 async fn receiver(script: &[(u16, Duration)]) -> (String, Arc<Receiver>) {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -96,6 +104,7 @@ async fn receiver(script: &[(u16, Duration)]) -> (String, Arc<Receiver>) {
     });
     let app = Router::new()
         .route("/hook", post(hook))
+        .route("/moved", post(moved))
         .with_state(r.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -178,6 +187,17 @@ async fn a_slow_receiver_times_out() {
     let err = p.execute(&request("act-3")).await.unwrap_err();
     assert!(matches!(err, ProviderError::Timeout { .. }), "{err}");
     assert!(err.is_retryable());
+}
+
+#[tokio::test]
+async fn redirects_are_not_followed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (url, r) = receiver(&[]).await;
+    let p = provider(&url.replace("/hook", "/moved"), SECRET, tmp.path(), None);
+    let err = p.execute(&request("act-5")).await.unwrap_err();
+    assert!(matches!(err, ProviderError::Rejected { .. }), "{err}");
+    assert!(err.to_string().contains("307"), "{err}");
+    assert!(r.got.lock().unwrap().is_empty());
 }
 
 #[tokio::test]

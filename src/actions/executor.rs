@@ -98,6 +98,8 @@ pub enum RunResult {
     },
     /// The provider's breaker is open: not started, a `suppressed` event records it.
     ProviderUnavailable { retry_after_ms: u64 },
+    /// The provider cannot do this kind: not started, a `suppressed` event records it.
+    Unsupported,
 }
 
 /// What [`Executor::start`] did.
@@ -252,6 +254,18 @@ impl Executor {
     /// is open nothing starts: a `suppressed` event with cause
     /// `provider_unavailable` is written instead.
     pub fn start(&self, intent: &Intent, provider: &dyn Provider) -> Result<Started, ExecError> {
+        if !provider.supports().contains(&intent.kind) {
+            let mut ev = intent_event(EventKind::Suppressed, intent, provider.name());
+            ev.cause = Some(Cause::Unsupported.as_str().into());
+            ev.detail = Some(serde_json::json!({
+                "message": format!("provider {} cannot do {}", provider.name(), intent.kind),
+                "would": intent.request(),
+            }));
+            self.journal
+                .record(ev, self.clock.now_ms())
+                .map_err(ExecError::NotStarted)?;
+            return Ok(Started::NotStarted(RunResult::Unsupported));
+        }
         if let Some(left) = self.breaker_open(provider, &intent.target) {
             let mut ev = intent_event(EventKind::Suppressed, intent, provider.name());
             ev.cause = Some(Cause::ProviderUnavailable.as_str().into());

@@ -58,6 +58,9 @@ pub enum Cause {
     Approval,
     /// The executor's per-provider circuit breaker is open.
     ProviderUnavailable,
+    /// The target's provider cannot do this kind (`homeostat check` should
+    /// have refused the rule; this is the executor's last line).
+    Unsupported,
 }
 
 impl Cause {
@@ -77,6 +80,7 @@ impl Cause {
             Cause::DryRun => "dry_run",
             Cause::Approval => "approval",
             Cause::ProviderUnavailable => "provider_unavailable",
+            Cause::Unsupported => "unsupported",
         }
     }
 }

@@ -87,6 +87,7 @@ struct FakeProvider {
     audit_dir: Option<PathBuf>,
     started_on_disk: Mutex<Vec<bool>>,
     reconcile_as: Reconciliation,
+    supports: &'static [ActionKind],
 }
 
 impl FakeProvider {
@@ -98,6 +99,7 @@ impl FakeProvider {
             audit_dir: None,
             started_on_disk: Mutex::new(Vec::new()),
             reconcile_as: Reconciliation::Applied,
+            supports: &ActionKind::ALL,
         }
     }
     fn script(self, r: &[Resp]) -> Self {
@@ -115,7 +117,7 @@ impl Provider for FakeProvider {
         "fake"
     }
     fn supports(&self) -> &'static [ActionKind] {
-        &ActionKind::ALL
+        self.supports
     }
     async fn start(&self) -> Result<TargetState, ProviderError> {
         Ok(TargetState::default())
@@ -1266,4 +1268,24 @@ async fn executor_futures_can_be_spawned() {
     assert_send(&rec);
     assert!(matches!(fut.await.unwrap(), RunResult::Succeeded { .. }));
     assert!(rec.await.unwrap().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn executor_refuses_a_kind_the_provider_cannot_do() {
+    let rig = Rig::new();
+    let mut p = FakeProvider::new(rig.clock);
+    p.supports = &[ActionKind::ScaleOut, ActionKind::ScaleIn];
+    let d = on_instance(decision("r", ActionKind::Failover, "web", T0), "i0");
+    let Verdict::Act(i) = rig.check(&d, &limits(1, 10), &target_state(2)) else {
+        panic!()
+    };
+    assert_eq!(rig.exec.run(&i, &p).await.unwrap(), RunResult::Unsupported);
+    assert!(p.calls().is_empty());
+    let ev = rig.events().pop().unwrap();
+    assert_eq!(ev.event, Some(EventKind::Suppressed));
+    assert_eq!(ev.cause.as_deref(), Some("unsupported"));
+    assert!(!rig
+        .events()
+        .iter()
+        .any(|e| e.event == Some(EventKind::ActionStarted)));
 }

@@ -23,6 +23,9 @@ pub const SIGNATURE_HEADER: &str = "x-homeostat-signature";
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Response bodies longer than this are cut before they reach the audit log.
 const MAX_ERROR_BODY: usize = 512;
+/// At most this much of a response is read; a larger JSON answer is not kept
+/// (it would end up in the audit log's `after`).
+const MAX_RESPONSE_BYTES: usize = 16 * 1024;
 
 const PROVIDER: &str = "webhook";
 
@@ -131,6 +134,9 @@ impl WebhookClient {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .user_agent(concat!("homeostat/", env!("CARGO_PKG_VERSION")))
+            // A redirected POST may turn into a GET without the signed body:
+            // treat 3xx as the failure it is instead of following it.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(WebhookError::Client)?;
         Ok(Self {
@@ -172,10 +178,25 @@ impl WebhookClient {
             .await
             .map_err(|e| self.transport_error(e))?;
         let status = resp.status().as_u16();
-        let bytes = resp.bytes().await.map_err(|e| self.transport_error(e))?;
+        let mut resp = resp;
+        let mut bytes = Vec::new();
+        let mut complete = true;
+        while let Some(chunk) = resp.chunk().await.map_err(|e| self.transport_error(e))? {
+            if bytes.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                bytes.extend_from_slice(&chunk[..MAX_RESPONSE_BYTES - bytes.len()]);
+                complete = false;
+                break;
+            }
+            bytes.extend_from_slice(&chunk);
+        }
         let text = String::from_utf8_lossy(&bytes);
         classify(status, &text)?;
-        Ok((status, serde_json::from_slice(&bytes).ok()))
+        let json = if complete {
+            serde_json::from_slice(&bytes).ok()
+        } else {
+            None
+        };
+        Ok((status, json))
     }
 
     fn transport_error(&self, e: reqwest::Error) -> ProviderError {

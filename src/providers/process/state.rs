@@ -1,0 +1,130 @@
+//! What the process provider remembers on disk, and the discovery file it writes.
+//!
+//! Owns the shape of `<data_dir>/targets/<target>/replicas.json` (replicas with
+//! pid, port, version and exact command line; current and previous deployment;
+//! the outcomes of recent action ids) and the rendering of the Prometheus
+//! `file_sd` discovery file. Must not touch processes.
+use std::collections::VecDeque;
+
+use serde::{Deserialize, Serialize};
+
+use crate::providers::{ActionOutcome, ProviderOp};
+
+/// Schema version of `replicas.json`.
+pub const STATE_SCHEMA: u32 = 1;
+
+/// How many action outcomes are kept for idempotency.
+pub const MAX_ACTIONS: usize = 100;
+
+/// A command template and the version substituted into it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Deployment {
+    pub command: Vec<String>,
+    #[serde(default)]
+    pub version: Option<String>,
+}
+
+/// One running replica.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Replica {
+    pub pid: u32,
+    pub port: u16,
+    #[serde(default)]
+    pub version: Option<String>,
+    /// The exact argument vector it was started with (compared with `/proc/<pid>/cmdline`).
+    pub command: Vec<String>,
+    /// Wall-clock start time, milliseconds since the epoch (informational).
+    pub started_at_ms: i64,
+    /// Start order within this target; scale-in stops the highest first.
+    pub seq: u64,
+    /// Listed in the discovery file (false while its circuit is open or while starting).
+    pub in_traffic: bool,
+}
+
+/// The outcome of an action id, returned again if the id is repeated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionRecord {
+    pub action_id: String,
+    pub op: ProviderOp,
+    pub outcome: ActionOutcome,
+}
+
+/// Contents of `replicas.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PersistedState {
+    pub schema: u32,
+    /// What the config said when this state last started (detects config edits).
+    #[serde(default)]
+    pub configured: Option<Deployment>,
+    /// What new replicas run.
+    pub current: Deployment,
+    /// What `Rollback` returns to.
+    #[serde(default)]
+    pub previous: Option<Deployment>,
+    #[serde(default)]
+    pub replicas: Vec<Replica>,
+    #[serde(default)]
+    pub next_seq: u64,
+    #[serde(default)]
+    pub actions: VecDeque<ActionRecord>,
+}
+
+impl PersistedState {
+    pub fn new(current: Deployment) -> Self {
+        Self {
+            schema: STATE_SCHEMA,
+            configured: None,
+            current,
+            previous: None,
+            replicas: Vec::new(),
+            next_seq: 0,
+            actions: VecDeque::new(),
+        }
+    }
+
+    pub fn find_action(&self, action_id: &str) -> Option<&ActionRecord> {
+        self.actions.iter().find(|r| r.action_id == action_id)
+    }
+
+    /// Remember an outcome, forgetting the oldest beyond [`MAX_ACTIONS`].
+    pub fn record_action(&mut self, record: ActionRecord) {
+        self.actions.retain(|r| r.action_id != record.action_id);
+        self.actions.push_back(record);
+        while self.actions.len() > MAX_ACTIONS {
+            self.actions.pop_front();
+        }
+    }
+
+    pub fn replica(&self, port: u16) -> Option<&Replica> {
+        self.replicas.iter().find(|r| r.port == port)
+    }
+
+    pub fn replica_mut(&mut self, port: u16) -> Option<&mut Replica> {
+        self.replicas.iter_mut().find(|r| r.port == port)
+    }
+
+    /// Ports of replicas in traffic, sorted.
+    pub fn traffic_ports(&self) -> Vec<u16> {
+        let mut ports: Vec<u16> = self
+            .replicas
+            .iter()
+            .filter(|r| r.in_traffic)
+            .map(|r| r.port)
+            .collect();
+        ports.sort_unstable();
+        ports
+    }
+}
+
+/// Prometheus `file_sd` JSON: one group with the replicas in traffic.
+pub fn render_discovery(target: &str, ports: &[u16]) -> String {
+    let targets: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let doc = serde_json::json!([{
+        "targets": targets,
+        "labels": { "homeostat_target": target },
+    }]);
+    // Serialising a json! value cannot fail.
+    let mut text = serde_json::to_string_pretty(&doc).unwrap_or_else(|_| "[]".into());
+    text.push('\n');
+    text
+}

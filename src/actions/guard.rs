@@ -391,7 +391,12 @@ fn blast_radius(
             .clamp(0.0, 1.0);
         let total = (ts.instances.len() as u32).max(ts.replicas) as usize;
         // Circuits of instances that are gone (replaced) no longer take traffic away.
-        let known: Vec<&str> = ts.instances.iter().map(|x| x.id.as_str()).collect();
+        // Rules may name an instance by id or by address (`{{ labels.instance }}`).
+        let known: Vec<&str> = ts
+            .instances
+            .iter()
+            .flat_map(|x| std::iter::once(x.id.as_str()).chain(x.address.as_deref()))
+            .collect();
         let open_now = state
             .circuits()
             .iter()

@@ -1144,6 +1144,20 @@ async fn blast_radius_ignores_circuits_of_instances_that_are_gone() {
         cause(&rig.check(&circuit("i1"), &l, &target_state(2))),
         Some(Cause::BlastRadius)
     );
+    // instances named by address count as known too
+    let by_addr = |port: u32| {
+        let mut d = circuit(&format!("127.0.0.1:{port}"));
+        d.action.target = "api".into();
+        d
+    };
+    assert!(matches!(
+        rig.act(&by_addr(18101), &l, &target_state(2), &p).await,
+        Verdict::Act(_)
+    ));
+    assert_eq!(
+        cause(&rig.check(&by_addr(18100), &l, &target_state(2))),
+        Some(Cause::BlastRadius)
+    );
     // i0 was replaced by i2: its circuit no longer takes traffic away
     let mut ts = target_state(2);
     ts.instances[0].id = "i2".into();

@@ -23,6 +23,10 @@ pub enum EventKind {
     AgentStarted,
     AgentStopped,
     LeaderChanged,
+    /// All actions paused (`POST /api/v1/pause`); `actor` says who.
+    Paused,
+    /// Actions resumed after a pause.
+    Resumed,
 }
 
 impl EventKind {
@@ -43,6 +47,8 @@ impl EventKind {
             EventKind::AgentStarted => "agent_started",
             EventKind::AgentStopped => "agent_stopped",
             EventKind::LeaderChanged => "leader_changed",
+            EventKind::Paused => "paused",
+            EventKind::Resumed => "resumed",
         }
     }
 }

@@ -255,7 +255,7 @@ fn selector_of(n: &Node) -> Option<&Selector> {
     }
 }
 
-fn arg<'a>(args: &'a [Node], i: usize, f: Func) -> Result<&'a Node, EvalError> {
+fn arg(args: &[Node], i: usize, f: Func) -> Result<&Node, EvalError> {
     args.get(i)
         .ok_or_else(|| EvalError(format!("missing argument {} of {:?}", i + 1, f)))
 }
@@ -503,7 +503,7 @@ fn parse_go_float(s: &str) -> Option<f64> {
     s.parse::<f64>().ok()
 }
 
-fn bucket_quantile(q: f64, buckets: &mut Vec<(f64, f64)>) -> f64 {
+fn bucket_quantile(q: f64, buckets: &mut [(f64, f64)]) -> f64 {
     if q.is_nan() {
         return f64::NAN;
     }

@@ -1,11 +1,11 @@
 //! Binary operators: arithmetic, comparison (filtering or `bool`), `atan2`,
 //! and the set operators `and`/`or`/`unless`, between scalars and vectors,
-//! with one-to-one vector matching (`on`/`ignoring`) as Prometheus 2.42 does
-//! it, including its errors for ambiguous matches.
+//! with one-to-one and many-to-one vector matching (`on`/`ignoring`,
+//! `group_left`/`group_right`) as Prometheus 2.42 does it, including its errors for ambiguous matches.
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use super::compile::{BinOp, Matching};
+use super::compile::{BinOp, Card, Matching};
 use super::eval::{check_unique, Elem, Val};
 use super::EvalError;
 use crate::labels::{Labels, METRIC_NAME};
@@ -120,51 +120,90 @@ fn vector_vector(
     if lhs.is_empty() || rhs.is_empty() {
         return Ok(Vec::new());
     }
-    let mut right: HashMap<Vec<(&str, &str)>, &Elem> = HashMap::with_capacity(rhs.len());
-    for r in &rhs {
+    // Iterate the "many" side and look up the "one" side, which must be unique
+    // per matching signature.
+    let (many, one, swapped, include, one_side) = match &m.card {
+        Card::OneToOne => (&lhs, &rhs, false, None, "right"),
+        Card::ManyToOne(inc) => (&lhs, &rhs, false, Some(inc), "right"),
+        Card::OneToMany(inc) => (&rhs, &lhs, true, Some(inc), "left"),
+    };
+    let mut ones: HashMap<Vec<(&str, &str)>, &Elem> = HashMap::with_capacity(one.len());
+    for r in one {
         let sig = signature(r, m);
-        if let Some(dup) = right.get(&sig) {
+        if let Some(dup) = ones.get(&sig) {
             return Err(EvalError(format!(
-                "found duplicate series for the match group {} on the right hand-side of the operation: [{}, {}];many-to-many matching not allowed: matching labels must be unique on one side",
+                "found duplicate series for the match group {} on the {one_side} hand-side of the operation: [{}, {}];many-to-many matching not allowed: matching labels must be unique on one side",
                 fmt_pairs(&sig),
                 r.to_labels(),
                 dup.to_labels()
             )));
         }
-        right.insert(sig, r);
+        ones.insert(sig, r);
     }
     let mut matched: HashSet<Vec<(&str, &str)>> = HashSet::new();
+    let mut grouped: HashMap<Vec<(&str, &str)>, HashSet<Labels>> = HashMap::new();
     let mut out = Vec::new();
     let arithmetic = !op.is_comparison();
-    for l in &lhs {
+    for l in many {
         let sig = signature(l, m);
-        let Some(r) = right.get(&sig) else { continue };
-        let (mut value, keep) = elem_op(op, l.value, r.value);
+        let Some(r) = ones.get(&sig) else { continue };
+        let (vl, vr) = if swapped {
+            (r.value, l.value)
+        } else {
+            (l.value, r.value)
+        };
+        let (mut value, keep) = elem_op(op, vl, vr);
         if return_bool {
             value = if keep { 1.0 } else { 0.0 };
         } else if !keep {
             continue;
         }
         let drop_name = arithmetic || return_bool || l.drop_name;
-        let elem = if m.on || !m.labels.is_empty() {
-            // `on` keeps only its labels, `ignoring` removes its labels.
-            let pairs = l.iter().filter(|(k, _)| {
-                !(drop_name && *k == METRIC_NAME) && (m.labels.iter().any(|n| n == k) == m.on)
-            });
-            Elem::new(Arc::new(Labels::new(pairs)), value)
-        } else {
-            Elem {
-                labels: l.labels.clone(),
-                drop_name,
-                value,
+        match include {
+            None => {
+                let elem = if m.on || !m.labels.is_empty() {
+                    // `on` keeps only its labels, `ignoring` removes its labels.
+                    let pairs = l.iter().filter(|(k, _)| {
+                        !(drop_name && *k == METRIC_NAME)
+                            && (m.labels.iter().any(|n| n == k) == m.on)
+                    });
+                    Elem::new(Arc::new(Labels::new(pairs)), value)
+                } else {
+                    Elem {
+                        labels: l.labels.clone(),
+                        drop_name,
+                        value,
+                    }
+                };
+                if !matched.insert(sig) {
+                    return Err(EvalError(
+                        "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)"
+                            .into(),
+                    ));
+                }
+                out.push(elem);
             }
-        };
-        if !matched.insert(sig) {
-            return Err(EvalError(
-                "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)".into(),
-            ));
+            Some(inc) => {
+                // The "many" side's labels, plus the listed labels copied
+                // from the "one" side (removed when it lacks them).
+                let mut labels = Elem {
+                    labels: l.labels.clone(),
+                    drop_name,
+                    value,
+                }
+                .to_labels();
+                for name in inc {
+                    labels.set(name, r.get(name).unwrap_or(""));
+                }
+                if !grouped.entry(sig).or_default().insert(labels.clone()) {
+                    return Err(EvalError(
+                        "multiple matches for labels: grouping labels must ensure unique matches"
+                            .into(),
+                    ));
+                }
+                out.push(Elem::new(Arc::new(labels), value));
+            }
         }
-        out.push(elem);
     }
     Ok(out)
 }

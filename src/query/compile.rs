@@ -31,11 +31,23 @@ pub(crate) enum Grouping {
     Without(Vec<String>),
 }
 
-/// Vector matching of a binary operation: `on (...)` or `ignoring (...)`.
+/// Vector matching of a binary operation: `on (...)` or `ignoring (...)`,
+/// and the cardinality (`group_left`/`group_right` with their extra labels).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Matching {
     pub on: bool,
     pub labels: Vec<String>,
+    pub card: Card,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) enum Card {
+    #[default]
+    OneToOne,
+    /// `group_left(labels)`: the right side is the "one" side.
+    ManyToOne(Vec<String>),
+    /// `group_right(labels)`: the left side is the "one" side.
+    OneToMany(Vec<String>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -375,15 +387,13 @@ pub(crate) fn lower(e: &Expr) -> Result<Node, QueryError> {
             let mut matching = Matching::default();
             let mut return_bool = false;
             if let Some(m) = &b.modifier {
-                match &m.card {
-                    VectorMatchCardinality::ManyToOne(_) => {
-                        return Err(unsupported("`group_left`"))
+                let card = match &m.card {
+                    VectorMatchCardinality::ManyToOne(l) => Card::ManyToOne(label_list(l)),
+                    VectorMatchCardinality::OneToMany(l) => Card::OneToMany(label_list(l)),
+                    VectorMatchCardinality::OneToOne | VectorMatchCardinality::ManyToMany => {
+                        Card::OneToOne
                     }
-                    VectorMatchCardinality::OneToMany(_) => {
-                        return Err(unsupported("`group_right`"))
-                    }
-                    VectorMatchCardinality::OneToOne | VectorMatchCardinality::ManyToMany => {}
-                }
+                };
                 if m.fill_values.lhs.is_some() || m.fill_values.rhs.is_some() {
                     return Err(unsupported("`fill` modifier"));
                 }
@@ -392,16 +402,19 @@ pub(crate) fn lower(e: &Expr) -> Result<Node, QueryError> {
                         matching = Matching {
                             on: true,
                             labels: label_list(l),
+                            card: Card::OneToOne,
                         }
                     }
                     Some(LabelModifier::Exclude(l)) => {
                         matching = Matching {
                             on: false,
                             labels: label_list(l),
+                            card: Card::OneToOne,
                         }
                     }
                     None => {}
                 }
+                matching.card = card;
                 return_bool = m.return_bool;
             }
             Node::Binary {

@@ -1027,8 +1027,6 @@ fn unsupported_constructs_are_rejected_at_compile_time_by_name() {
     );
     assert_eq!(unsupported("rate(up[5m:1m])"), "subquery");
     assert_eq!(unsupported("up @ 100"), "`@` modifier");
-    assert_eq!(unsupported("a * on(x) group_left b"), "`group_left`");
-    assert_eq!(unsupported("a * on(x) group_right b"), "`group_right`");
     assert_eq!(
         unsupported("count_values(\"v\", up)"),
         "aggregation `count_values`"
@@ -1185,5 +1183,77 @@ fn empty_results_are_empty_vectors() {
     assert_eq!(
         api_json(&Value::Vector(vec![]), 0),
         serde_json::json!({"resultType": "vector", "result": []})
+    );
+}
+
+#[test]
+fn group_left_copies_labels_from_the_one_side() {
+    let mut s = pair_store();
+    // an info-style metric: one series per job carrying a `team` label
+    add(
+        &mut s,
+        &[("__name__", "info"), ("job", "api"), ("team", "pay")],
+        &[(0, 1.0)],
+    );
+    // errors (many) * on(job) group_left(team) info (one): each errors series
+    // keeps its labels, gains team="pay", loses its name (arithmetic)
+    let v = vector(&s, "errors * on(job) group_left(team) info", 1);
+    assert_eq!(v.len(), 4);
+    assert_eq!(
+        v[0],
+        (
+            "{instance=\"a\", job=\"api\", team=\"pay\"}".to_string(),
+            1.0
+        )
+    );
+    // group_right: the left side is the "one"; values are left op right
+    let v = vector(&s, "info - on(job) group_right errors", 1);
+    assert_eq!(
+        v.iter().map(|x| x.1).collect::<Vec<_>>(),
+        vec![0.0, -2.0, -4.0, -8.0]
+    );
+    assert!(v[0].0.contains("instance=\"a\""));
+    // comparison with group_left keeps the name of the many side; errors
+    // are 1, 3, 5, 9 against info = 1 → the three above 1 remain
+    let v = vector(&s, "errors > on(job) group_left info", 1);
+    assert!(v.iter().all(|x| x.0.starts_with("errors{")), "{v:?}");
+    assert_eq!(v.len(), 3);
+}
+
+#[test]
+fn group_left_errors() {
+    let mut s = pair_store();
+    add(
+        &mut s,
+        &[("__name__", "info"), ("job", "api"), ("team", "pay")],
+        &[(0, 1.0)],
+    );
+    add(
+        &mut s,
+        &[("__name__", "info"), ("job", "api"), ("team", "ops")],
+        &[(0, 1.0)],
+    );
+    // two `info` series per job on the one side
+    let e = err(&s, "errors * on(job) group_left(team) info", 1);
+    assert!(e.contains("on the right hand-side"), "{e}");
+    let e = err(&s, "info * on(job) group_right(team) errors", 1);
+    assert!(e.contains("on the left hand-side"), "{e}");
+    // results that collide after the label change
+    let mut s = Store::new();
+    add(
+        &mut s,
+        &[("__name__", "a"), ("x", "1"), ("y", "1")],
+        &[(0, 1.0)],
+    );
+    add(
+        &mut s,
+        &[("__name__", "a"), ("x", "1"), ("y", "2")],
+        &[(0, 1.0)],
+    );
+    add(&mut s, &[("__name__", "b"), ("x", "1")], &[(0, 1.0)]);
+    let e = err(&s, "a * ignoring(y) group_left(y) b", 1);
+    assert_eq!(
+        e,
+        "multiple matches for labels: grouping labels must ensure unique matches"
     );
 }

@@ -1,11 +1,13 @@
 //! Aggregation operators (`sum avg min max count group stddev stdvar topk
-//! bottomk quantile`) with `by`/`without`, as Prometheus 2.42 computes them:
+//! bottomk quantile count_values`) with `by`/`without`, as Prometheus 2.42 computes them:
 //! plain summation for `sum`, incremental mean for `avg`, NaN replaced by any
 //! real value in `min`/`max`, Welford for `stddev`/`stdvar`. The metric name is
 //! always dropped (except by `topk`/`bottomk`, which return input samples).
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::api::format_value;
+use super::compile::is_label_name;
 use super::compile::{AggOp, Grouping};
 use super::eval::{Elem, Val};
 use super::functions::quantile;
@@ -37,6 +39,9 @@ pub(crate) fn aggregate(
     grouping: &Grouping,
     input: Vec<Elem>,
 ) -> Result<Vec<Elem>, EvalError> {
+    if op == AggOp::CountValues {
+        return count_values(param, grouping, input);
+    }
     let scalar_param = match param {
         Some(Val::Scalar(x)) => Some(x),
         Some(_) => return Err(EvalError("aggregation parameter must be a scalar".into())),
@@ -112,6 +117,7 @@ pub(crate) fn aggregate(
                 g.value += delta * (v - g.mean);
             }
             AggOp::Topk | AggOp::Bottomk | AggOp::Quantile => g.members.push(i),
+            AggOp::CountValues => {}
         }
     }
 
@@ -159,4 +165,46 @@ fn select_k(top: bool, k: usize, members: &[usize], input: &[Elem]) -> Vec<Elem>
     });
     m.truncate(k);
     m.into_iter().map(|i| input[i].clone()).collect()
+}
+
+/// `count_values("label", v)`: count elements per distinct value, the value
+/// (formatted as Prometheus prints it) stored in `label`, which `by` keeps.
+fn count_values(
+    param: Option<Val>,
+    grouping: &Grouping,
+    input: Vec<Elem>,
+) -> Result<Vec<Elem>, EvalError> {
+    let Some(Val::Str(label)) = param else {
+        return Err(EvalError("count_values needs a string parameter".into()));
+    };
+    if !is_label_name(&label) {
+        return Err(EvalError(format!("invalid label name {label:?}")));
+    }
+    let grouping = match grouping {
+        Grouping::By(names) => {
+            let mut n = names.clone();
+            n.push(label.clone());
+            Grouping::By(n)
+        }
+        Grouping::Without(names) => Grouping::Without(names.clone()),
+    };
+    let mut index: HashMap<Labels, usize> = HashMap::new();
+    let mut out: Vec<(Labels, f64)> = Vec::new();
+    for e in &input {
+        let mut labels = e.to_labels();
+        labels.set(&label, &format_value(e.value));
+        let tmp = Elem::new(Arc::new(labels), e.value);
+        let key = Labels::new(in_group(&tmp, &grouping));
+        match index.get(&key) {
+            Some(&i) => out[i].1 += 1.0,
+            None => {
+                index.insert(key.clone(), out.len());
+                out.push((key, 1.0));
+            }
+        }
+    }
+    Ok(out
+        .into_iter()
+        .map(|(l, c)| Elem::new(Arc::new(l), c))
+        .collect())
 }

@@ -92,6 +92,7 @@ pub(crate) enum AggOp {
     Topk,
     Bottomk,
     Quantile,
+    CountValues,
 }
 
 /// Functions we evaluate. Range functions take a matrix selector argument.
@@ -210,6 +211,22 @@ pub(crate) enum Node {
         matching: Matching,
         return_bool: bool,
     },
+    /// `label_replace(v, dst, replacement, src, regex)`, regex anchored and
+    /// compiled at load time.
+    LabelReplace {
+        expr: Box<Node>,
+        dst: String,
+        replacement: String,
+        src: String,
+        re: regex::Regex,
+    },
+    /// `label_join(v, dst, separator, src...)`.
+    LabelJoin {
+        expr: Box<Node>,
+        dst: String,
+        sep: String,
+        srcs: Vec<String>,
+    },
 }
 
 impl Node {
@@ -251,6 +268,7 @@ impl Node {
                 lhs.visit(f);
                 rhs.visit(f);
             }
+            Node::LabelReplace { expr, .. } | Node::LabelJoin { expr, .. } => expr.visit(f),
         }
     }
 }
@@ -321,6 +339,9 @@ pub(crate) fn lower(e: &Expr) -> Result<Node, QueryError> {
         Expr::MatrixSelector(ms) => Node::Range(selector(&ms.vs)?, duration_ms(&ms.range)),
         Expr::Subquery(_) => return Err(unsupported("subquery")),
         Expr::Extension(x) => return Err(unsupported(format!("extension `{}`", x.expr.name()))),
+        Expr::Call(c) if c.func.name == "label_replace" || c.func.name == "label_join" => {
+            label_fn(c)?
+        }
         Expr::Call(c) => {
             let name = c.func.name;
             let func =
@@ -346,6 +367,7 @@ pub(crate) fn lower(e: &Expr) -> Result<Node, QueryError> {
                 token::T_TOPK => AggOp::Topk,
                 token::T_BOTTOMK => AggOp::Bottomk,
                 token::T_QUANTILE => AggOp::Quantile,
+                token::T_COUNT_VALUES => AggOp::CountValues,
                 _ => return Err(unsupported(format!("aggregation `{}`", a.op))),
             };
             let grouping = match &a.modifier {
@@ -426,4 +448,78 @@ pub(crate) fn lower(e: &Expr) -> Result<Node, QueryError> {
             }
         }
     })
+}
+
+/// A valid Prometheus label name.
+pub(crate) fn is_label_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn string_arg(e: &Expr, func: &str) -> Result<String, QueryError> {
+    match lower(e)? {
+        Node::Str(s) => Ok(s),
+        _ => Err(QueryError::Parse(format!(
+            "{func}() needs string literal arguments"
+        ))),
+    }
+}
+
+/// `label_replace` / `label_join`: string arguments are literals, checked and
+/// compiled here so a bad regex or label name is a load-time error.
+fn label_fn(c: &promql_parser::parser::ast::Call) -> Result<Node, QueryError> {
+    let name = c.func.name;
+    let args = &c.args.args;
+    let Some(first) = args.first() else {
+        return Err(QueryError::Parse(format!("{name}() needs arguments")));
+    };
+    let expr = Box::new(lower(first)?);
+    let strings = args[1..]
+        .iter()
+        .map(|a| string_arg(a, name))
+        .collect::<Result<Vec<_>, _>>()?;
+    let Some(dst) = strings.first().cloned() else {
+        return Err(QueryError::Parse(format!(
+            "{name}() needs a destination label"
+        )));
+    };
+    if !is_label_name(&dst) {
+        return Err(QueryError::Parse(format!(
+            "invalid destination label name in {name}(): {dst}"
+        )));
+    }
+    if name == "label_replace" {
+        let [_, replacement, src, re] = strings.as_slice() else {
+            return Err(QueryError::Parse(
+                "label_replace() needs 5 arguments".into(),
+            ));
+        };
+        let re = regex::Regex::new(&format!("^(?:{re})$")).map_err(|_| {
+            QueryError::Parse(format!(
+                "invalid regular expression in label_replace(): {re}"
+            ))
+        })?;
+        Ok(Node::LabelReplace {
+            expr,
+            dst,
+            replacement: replacement.clone(),
+            src: src.clone(),
+            re,
+        })
+    } else {
+        let sep = strings.get(1).cloned().unwrap_or_default();
+        let srcs: Vec<String> = strings.iter().skip(2).cloned().collect();
+        if let Some(bad) = srcs.iter().find(|s| !is_label_name(s)) {
+            return Err(QueryError::Parse(format!(
+                "invalid source label name in label_join(): {bad}"
+            )));
+        }
+        Ok(Node::LabelJoin {
+            expr,
+            dst,
+            sep,
+            srcs,
+        })
+    }
 }

@@ -133,6 +133,19 @@ pub(crate) fn check_unique(v: &[Elem]) -> Result<(), EvalError> {
     Ok(())
 }
 
+/// Like [`check_unique`], for results whose labels were rewritten.
+pub(crate) fn check_unique_all(v: &[Elem]) -> Result<(), EvalError> {
+    let mut seen: HashSet<Vec<(&str, &str)>> = HashSet::with_capacity(v.len());
+    for e in v {
+        if !seen.insert(e.iter().collect()) {
+            return Err(EvalError(
+                "vector cannot contain metrics with the same labelset".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
 pub(crate) struct Evaluator<'s> {
     store: &'s Store,
     pub at: TimestampMs,
@@ -182,6 +195,54 @@ impl<'s> Evaluator<'s> {
                 let l = self.eval(lhs)?;
                 let r = self.eval(rhs)?;
                 binary::binary(*op, l, r, matching, *return_bool)
+            }
+            Node::LabelReplace {
+                expr,
+                dst,
+                replacement,
+                src,
+                re,
+            } => {
+                let v = self.vector(expr)?;
+                let out = v
+                    .into_iter()
+                    .map(|e| {
+                        let src_val = e.get(src).unwrap_or("");
+                        let Some(caps) = re.captures(src_val) else {
+                            return e; // no match: unchanged
+                        };
+                        let mut res = String::new();
+                        caps.expand(replacement, &mut res);
+                        let mut labels = e.to_labels();
+                        labels.set(dst, &res);
+                        Elem::new(Arc::new(labels), e.value)
+                    })
+                    .collect::<Vec<_>>();
+                check_unique_all(&out)?;
+                Ok(Val::Vector(out))
+            }
+            Node::LabelJoin {
+                expr,
+                dst,
+                sep,
+                srcs,
+            } => {
+                let v = self.vector(expr)?;
+                let out = v
+                    .into_iter()
+                    .map(|e| {
+                        let joined = srcs
+                            .iter()
+                            .map(|s| e.get(s).unwrap_or(""))
+                            .collect::<Vec<_>>()
+                            .join(sep);
+                        let mut labels = e.to_labels();
+                        labels.set(dst, &joined);
+                        Elem::new(Arc::new(labels), e.value)
+                    })
+                    .collect::<Vec<_>>();
+                check_unique_all(&out)?;
+                Ok(Val::Vector(out))
             }
         }
     }

@@ -1018,19 +1018,12 @@ fn histogram_quantile_with_non_positive_first_bound() {
 #[test]
 fn unsupported_constructs_are_rejected_at_compile_time_by_name() {
     assert_eq!(
-        unsupported("label_replace(up, \"a\", \"$1\", \"b\", \"(.*)\")"),
-        "function `label_replace`"
-    );
-    assert_eq!(
         unsupported("histogram_count(up)"),
         "function `histogram_count`"
     );
     assert_eq!(unsupported("rate(up[5m:1m])"), "subquery");
     assert_eq!(unsupported("up @ 100"), "`@` modifier");
-    assert_eq!(
-        unsupported("count_values(\"v\", up)"),
-        "aggregation `count_values`"
-    );
+    assert_eq!(unsupported("limitk(2, up)"), "aggregation `limitk`");
     assert_eq!(unsupported("up offset -5m"), "negative `offset`");
     // the message names the construct
     let e = compile("sort(up)").unwrap_err();
@@ -1255,5 +1248,102 @@ fn group_left_errors() {
     assert_eq!(
         e,
         "multiple matches for labels: grouping labels must ensure unique matches"
+    );
+}
+
+#[test]
+fn label_replace_and_label_join() {
+    let s = jobs_store();
+    // capture group into a new label; the name is kept
+    assert_eq!(
+        vector(
+            &s,
+            r#"label_replace(req{job="api-2"}, "svc", "$1", "job", "(.*)-\\d+")"#,
+            1
+        ),
+        vec![(
+            "req{job=\"api-2\", svc=\"api\", zone=\"us\"}".to_string(),
+            2.0
+        )]
+    );
+    // anchored: "pi" does not match "api" → unchanged
+    assert_eq!(
+        vector(
+            &s,
+            r#"label_replace(req{job="api"}, "svc", "x", "job", "pi")"#,
+            1
+        ),
+        vec![("req{job=\"api\", zone=\"eu\"}".to_string(), 1.0)]
+    );
+    // an empty replacement removes the destination label
+    assert_eq!(
+        vector(
+            &s,
+            r#"label_replace(req{job="api"}, "zone", "", "job", ".*")"#,
+            1
+        ),
+        vec![("req{job=\"api\"}".to_string(), 1.0)]
+    );
+    // dropping zone, then overwriting job with a constant, makes the three
+    // req series identical
+    let e = err(
+        &s,
+        r#"label_replace(label_replace(req, "zone", "", "zone", ".*"), "job", "same", "job", ".*")"#,
+        1,
+    );
+    assert_eq!(e, "vector cannot contain metrics with the same labelset");
+    assert_eq!(
+        vector(
+            &s,
+            r#"label_join(req{job="api"}, "id", "/", "job", "zone", "missing")"#,
+            1
+        ),
+        vec![(
+            "req{id=\"api/eu/\", job=\"api\", zone=\"eu\"}".to_string(),
+            1.0
+        )]
+    );
+    // bad regex and bad label names are load-time errors
+    assert!(matches!(
+        compile(r#"label_replace(up, "a", "", "b", "(")"#),
+        Err(QueryError::Parse(_))
+    ));
+    assert!(matches!(
+        compile(r#"label_replace(up, "1a", "", "b", ".*")"#),
+        Err(QueryError::Parse(_))
+    ));
+    assert!(matches!(
+        compile(r#"label_join(up, "a", ",", "b-c")"#),
+        Err(QueryError::Parse(_))
+    ));
+}
+
+#[test]
+fn count_values_counts_each_distinct_value() {
+    let mut s = Store::new();
+    for (i, v) in [("1", 2.0), ("2", 2.0), ("3", 0.5), ("4", f64::INFINITY)] {
+        add(
+            &mut s,
+            &[("__name__", "ver"), ("i", i), ("job", "a")],
+            &[(0, v)],
+        );
+    }
+    assert_eq!(
+        vector(&s, r#"count_values("v", ver)"#, 1),
+        vec![
+            ("{v=\"+Inf\"}".to_string(), 1.0),
+            ("{v=\"0.5\"}".to_string(), 1.0),
+            ("{v=\"2\"}".to_string(), 2.0),
+        ]
+    );
+    // by keeps job as well
+    assert_eq!(
+        vector(&s, r#"count_values by (job) ("v", ver)"#, 1)[2],
+        ("{job=\"a\", v=\"2\"}".to_string(), 2.0)
+    );
+    // without (i) keeps job and the value label, drops the name
+    assert_eq!(
+        vector(&s, r#"count_values without (i) ("v", ver)"#, 1).len(),
+        3
     );
 }

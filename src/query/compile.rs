@@ -12,7 +12,7 @@ use promql_parser::parser::ast::{
 };
 use promql_parser::parser::token;
 
-use super::{QueryError, LOOKBACK_MS};
+use super::{QueryError, DEFAULT_SUBQUERY_STEP_MS, LOOKBACK_MS};
 use crate::labels::METRIC_NAME;
 use crate::store::{MatchOp, Matcher};
 
@@ -220,6 +220,14 @@ pub(crate) enum Node {
         src: String,
         re: regex::Regex,
     },
+    /// `expr[range:step] offset o`: `expr` evaluated at every multiple of
+    /// the step in `[t - o - range, t - o]`, giving a range vector.
+    Subquery {
+        expr: Box<Node>,
+        range_ms: i64,
+        step_ms: i64,
+        offset_ms: i64,
+    },
     /// `label_join(v, dst, separator, src...)`.
     LabelJoin {
         expr: Box<Node>,
@@ -230,18 +238,45 @@ pub(crate) enum Node {
 }
 
 impl Node {
-    /// Longest look-back of any selector in the plan, offset included.
+    /// Longest look-back of any selector in the plan, offset included; a
+    /// subquery adds its range and offset to what its expression reads.
+    /// Never negative (a negative offset reads after the evaluation time).
     pub fn max_range_ms(&self) -> i64 {
-        let mut max = 0;
-        self.visit(&mut |n| {
-            let r = match n {
-                Node::Instant(s) => LOOKBACK_MS + s.offset_ms,
-                Node::Range(s, range) => range + s.offset_ms,
-                _ => 0,
-            };
-            max = max.max(r);
-        });
-        max
+        self.reach_ms().max(0)
+    }
+
+    fn reach_ms(&self) -> i64 {
+        match self {
+            Node::Instant(s) => LOOKBACK_MS + s.offset_ms,
+            Node::Range(s, range) => range + s.offset_ms,
+            Node::Subquery {
+                expr,
+                range_ms,
+                offset_ms,
+                ..
+            } => offset_ms + range_ms + expr.reach_ms(),
+            other => other
+                .children()
+                .iter()
+                .map(|c| c.reach_ms())
+                .max()
+                .unwrap_or(0),
+        }
+    }
+
+    fn children(&self) -> Vec<&Node> {
+        match self {
+            Node::Number(_) | Node::Str(_) | Node::Instant(_) | Node::Range(..) => vec![],
+            Node::Neg(e) => vec![e],
+            Node::Call(_, args) => args.iter().collect(),
+            Node::Aggregate { param, expr, .. } => {
+                param.iter().map(|p| &**p).chain([&**expr]).collect()
+            }
+            Node::Binary { lhs, rhs, .. } => vec![lhs, rhs],
+            Node::LabelReplace { expr, .. }
+            | Node::LabelJoin { expr, .. }
+            | Node::Subquery { expr, .. } => vec![expr],
+        }
     }
 
     /// Call `f` on every selector (instant or range) of the plan.
@@ -254,21 +289,8 @@ impl Node {
 
     fn visit(&self, f: &mut dyn FnMut(&Node)) {
         f(self);
-        match self {
-            Node::Number(_) | Node::Str(_) | Node::Instant(_) | Node::Range(..) => {}
-            Node::Neg(e) => e.visit(f),
-            Node::Call(_, args) => args.iter().for_each(|a| a.visit(f)),
-            Node::Aggregate { param, expr, .. } => {
-                if let Some(p) = param {
-                    p.visit(f);
-                }
-                expr.visit(f);
-            }
-            Node::Binary { lhs, rhs, .. } => {
-                lhs.visit(f);
-                rhs.visit(f);
-            }
-            Node::LabelReplace { expr, .. } | Node::LabelJoin { expr, .. } => expr.visit(f),
+        for c in self.children() {
+            c.visit(f);
         }
     }
 }
@@ -291,8 +313,7 @@ fn selector(vs: &VectorSelector) -> Result<Selector, QueryError> {
     let offset_ms = match &vs.offset {
         None => 0,
         Some(Offset::Pos(d)) => duration_ms(d),
-        // Prometheus 2.42 accepts negative offsets only behind a feature flag.
-        Some(Offset::Neg(_)) => return Err(unsupported("negative `offset`")),
+        Some(Offset::Neg(d)) => -duration_ms(d),
     };
     let mut matchers = Vec::with_capacity(vs.matchers.matchers.len() + 1);
     if let Some(name) = &vs.name {
@@ -337,7 +358,30 @@ pub(crate) fn lower(e: &Expr) -> Result<Node, QueryError> {
         Expr::Unary(u) => Node::Neg(Box::new(lower(&u.expr)?)),
         Expr::VectorSelector(vs) => Node::Instant(selector(vs)?),
         Expr::MatrixSelector(ms) => Node::Range(selector(&ms.vs)?, duration_ms(&ms.range)),
-        Expr::Subquery(_) => return Err(unsupported("subquery")),
+        Expr::Subquery(sq) => {
+            if sq.at.is_some() {
+                return Err(unsupported("`@` modifier"));
+            }
+            let offset_ms = match &sq.offset {
+                None => 0,
+                Some(Offset::Pos(d)) => duration_ms(d),
+                Some(Offset::Neg(d)) => -duration_ms(d),
+            };
+            let step_ms = sq
+                .step
+                .as_ref()
+                .map(duration_ms)
+                .unwrap_or(DEFAULT_SUBQUERY_STEP_MS);
+            if step_ms <= 0 {
+                return Err(QueryError::Parse("subquery step must be positive".into()));
+            }
+            Node::Subquery {
+                expr: Box::new(lower(&sq.expr)?),
+                range_ms: duration_ms(&sq.range),
+                step_ms,
+                offset_ms,
+            }
+        }
         Expr::Extension(x) => return Err(unsupported(format!("extension `{}`", x.expr.name()))),
         Expr::Call(c) if c.func.name == "label_replace" || c.func.name == "label_join" => {
             label_fn(c)?

@@ -5,7 +5,7 @@
 //! representation, and dispatch to functions, aggregations and operators.
 //! Label sets are shared with the store (`Arc`) and the metric name is dropped
 //! lazily, so a tick over many series clones labels only for its output.
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::compile::{Func, Node, Selector};
@@ -162,6 +162,14 @@ impl<'s> Evaluator<'s> {
             Node::Str(s) => Ok(Val::Str(s.clone())),
             Node::Instant(sel) => Ok(Val::Vector(self.instant(sel, |_, v| v))),
             Node::Range(sel, range) => Ok(Val::Matrix(self.range(sel, *range))),
+            Node::Subquery {
+                expr,
+                range_ms,
+                step_ms,
+                offset_ms,
+            } => self
+                .subquery(expr, *range_ms, *step_ms, *offset_ms)
+                .map(Val::Matrix),
             Node::Neg(e) => match self.eval(e)? {
                 Val::Scalar(x) => Ok(Val::Scalar(-x)),
                 Val::Vector(v) => {
@@ -309,6 +317,50 @@ impl<'s> Evaluator<'s> {
                 }
             });
         out
+    }
+
+    /// Evaluate `expr` at each multiple of `step` in `[t - range, t]`,
+    /// t = at - offset (Prometheus aligns subquery steps to absolute time).
+    pub fn subquery(
+        &self,
+        expr: &Node,
+        range_ms: i64,
+        step_ms: i64,
+        offset_ms: i64,
+    ) -> Result<Vec<MSeries>, EvalError> {
+        let end = self.at - offset_ms;
+        let lo = end - range_ms;
+        let mut t = lo.div_euclid(step_ms) * step_ms;
+        if t < lo {
+            t += step_ms;
+        }
+        let mut index: HashMap<Labels, usize> = HashMap::new();
+        let mut out: Vec<MSeries> = Vec::new();
+        while t <= end {
+            let inner = Evaluator::new(self.store, t);
+            let v = match inner.eval(expr)? {
+                Val::Vector(v) => v,
+                Val::Scalar(x) => vec![Elem::new(Arc::new(Labels::empty()), x)],
+                other => return Err(EvalError(format!("subquery of a {}", other.type_name()))),
+            };
+            for e in v {
+                let labels = e.to_labels();
+                let i = match index.get(&labels) {
+                    Some(&i) => i,
+                    None => {
+                        index.insert(labels.clone(), out.len());
+                        out.push(MSeries {
+                            labels: Arc::new(labels),
+                            samples: Vec::new(),
+                        });
+                        out.len() - 1
+                    }
+                };
+                out[i].samples.push((t, e.value));
+            }
+            t += step_ms;
+        }
+        Ok(out)
     }
 
     fn call(&self, f: Func, args: &[Node]) -> Result<Val, EvalError> {

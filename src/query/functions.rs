@@ -372,18 +372,38 @@ fn range_function(ev: &Evaluator<'_>, f: Func, args: &[Node]) -> Result<Val, Eva
         PredictLinear => (arg(args, 0, f)?, Some(ev.scalar(arg(args, 1, f)?)?)),
         _ => (arg(args, 0, f)?, None),
     };
-    let Node::Range(sel, range_ms) = m_node else {
-        return Err(EvalError(format!("{f:?} needs a range vector selector")));
-    };
-    let range_end = ev.at - sel.offset_ms;
+    // A range selector or a subquery: both give a matrix, a range and an offset.
+    let (matrix, range_ms, offset_ms, absent_sel): (Vec<MSeries>, i64, i64, Option<&Selector>) =
+        match m_node {
+            Node::Range(sel, range_ms) => (
+                ev.range(sel, *range_ms),
+                *range_ms,
+                sel.offset_ms,
+                Some(sel),
+            ),
+            Node::Subquery {
+                expr,
+                range_ms,
+                step_ms,
+                offset_ms,
+            } => (
+                ev.subquery(expr, *range_ms, *step_ms, *offset_ms)?,
+                *range_ms,
+                *offset_ms,
+                None,
+            ),
+            _ => return Err(EvalError(format!("{f:?} needs a range vector"))),
+        };
+    let range_ms = &range_ms;
+    let range_end = ev.at - offset_ms;
     let range_start = range_end - range_ms;
-    let matrix: Vec<MSeries> = ev.range(sel, *range_ms);
     if f == AbsentOverTime {
         if !matrix.is_empty() {
             return Ok(Val::Vector(Vec::new()));
         }
+        // Prometheus takes labels only from a plain range selector.
         return Ok(Val::Vector(vec![Elem::new(
-            Arc::new(absent_labels(Some(sel))),
+            Arc::new(absent_labels(absent_sel)),
             1.0,
         )]));
     }

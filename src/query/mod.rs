@@ -27,6 +27,10 @@ use compile::Node;
 /// Prometheus's default lookback for instant vector selectors (5 minutes).
 pub const LOOKBACK_MS: i64 = 300_000;
 
+/// Step of a subquery written without one (`x[5m:]`). Prometheus uses its
+/// global evaluation interval, whose default is 1m (as is promtool's).
+pub const DEFAULT_SUBQUERY_STEP_MS: i64 = 60_000;
+
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
 pub enum QueryError {
     #[error("parse error: {0}")]

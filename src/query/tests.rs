@@ -1021,10 +1021,12 @@ fn unsupported_constructs_are_rejected_at_compile_time_by_name() {
         unsupported("histogram_count(up)"),
         "function `histogram_count`"
     );
-    assert_eq!(unsupported("rate(up[5m:1m])"), "subquery");
+    assert_eq!(
+        unsupported("max_over_time(up[5m:1m] @ 100)"),
+        "`@` modifier"
+    );
     assert_eq!(unsupported("up @ 100"), "`@` modifier");
     assert_eq!(unsupported("limitk(2, up)"), "aggregation `limitk`");
-    assert_eq!(unsupported("up offset -5m"), "negative `offset`");
     // the message names the construct
     let e = compile("sort(up)").unwrap_err();
     assert_eq!(
@@ -1346,4 +1348,66 @@ fn count_values_counts_each_distinct_value() {
         vector(&s, r#"count_values without (i) ("v", ver)"#, 1).len(),
         3
     );
+}
+
+#[test]
+fn subqueries_evaluate_at_aligned_steps() {
+    // value = t/10 every 10s from 0 to 600s
+    let mut s = Store::new();
+    add(
+        &mut s,
+        &[("__name__", "g"), ("i", "1")],
+        &every(0, 600, 10, |t| t as f64 / 10.0),
+    );
+    // x[2m:1m] at 600s: steps 480, 540, 600 → 48, 54, 60
+    match eval(&s, "g[2m:1m]", 600) {
+        Value::Matrix(m) => assert_eq!(
+            m[0].samples,
+            vec![(480 * S, 48.0), (540 * S, 54.0), (600 * S, 60.0)]
+        ),
+        other => panic!("{other:?}"),
+    }
+    // at 610s the steps stay aligned to multiples of 1m: 540, 600 (490 < 540)
+    assert_eq!(one(&s, "count_over_time(g[2m:1m])", 610), 2.0);
+    assert_eq!(one(&s, "max_over_time(g[2m:1m])", 610), 60.0);
+    // default step is 1m
+    assert_eq!(one(&s, "count_over_time(g[5m:])", 600), 6.0);
+    // offset shifts the window: [360, 480] → 36, 42, 48, sum 126
+    assert_eq!(one(&s, "sum_over_time(g[2m:1m] offset 2m)", 600), 126.0);
+    // max of a rate over time: rate(g[1m]) is 0.1/s everywhere
+    assert_close(one(&s, "max_over_time(rate(g[1m])[5m:30s])", 600), 0.1);
+    // rate over a subquery uses the subquery's range: points 480..600 by 1m
+    // rise 12 over 120s, edges sampled → 0.1/s
+    assert_close(one(&s, "rate(g[2m:1m])", 600), 0.1);
+    // absent_over_time on a subquery has no labels to copy
+    assert_eq!(
+        vector(&s, r#"absent_over_time(nope{job="x"}[5m:1m])"#, 600),
+        vec![("{}".to_string(), 1.0)]
+    );
+}
+
+#[test]
+fn max_range_of_subqueries() {
+    let r = |q: &str| compile(q).unwrap().max_range_ms();
+    // 10m subquery range + 1m offset + the inner rate's 5m range
+    assert_eq!(r("max_over_time(rate(x[5m])[10m:1m] offset 1m)"), 960_000);
+    // an instant selector inside a subquery adds the lookback
+    assert_eq!(r("max_over_time(x[10m:1m])"), 900_000);
+}
+
+#[test]
+fn negative_offset_reads_later_samples() {
+    // Prometheus 2.42 has negative offsets enabled by default.
+    let mut s = Store::new();
+    add(
+        &mut s,
+        &[("__name__", "x")],
+        &every(0, 600, 60, |t| t as f64),
+    );
+    assert_eq!(one(&s, "x offset -2m", 300), 420.0);
+    assert_eq!(
+        compile("x offset -2m").unwrap().max_range_ms(),
+        LOOKBACK_MS - 120_000
+    );
+    assert_eq!(compile("rate(x[1m] offset -5m)").unwrap().max_range_ms(), 0);
 }

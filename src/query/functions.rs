@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::compile::{Func, Node, Selector};
-use super::eval::{check_unique, Elem, Evaluator, MSeries, Val};
+use super::eval::{check_unique, check_unique_all, Elem, Evaluator, MSeries, Val};
 use super::EvalError;
 use crate::clock::TimestampMs;
 use crate::labels::{Labels, METRIC_NAME};
@@ -166,7 +166,11 @@ fn instant_value(samples: &[(TimestampMs, f64)], is_rate: bool) -> Option<f64> {
 /// Least-squares fit, x in seconds relative to `intercept_t`. Returns
 /// (slope, intercept).
 fn linear_regression(samples: &[(TimestampMs, f64)], intercept_t: TimestampMs) -> (f64, f64) {
-    let (mut n, mut sum_x, mut sum_y, mut sum_xy, mut sum_x2) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    let mut n = 0.0;
+    let (mut sum_x, mut c_x) = (0.0, 0.0);
+    let (mut sum_y, mut c_y) = (0.0, 0.0);
+    let (mut sum_xy, mut c_xy) = (0.0, 0.0);
+    let (mut sum_x2, mut c_x2) = (0.0, 0.0);
     let init_y = samples[0].1;
     let mut const_y = true;
     for (i, &(t, v)) in samples.iter().enumerate() {
@@ -175,17 +179,19 @@ fn linear_regression(samples: &[(TimestampMs, f64)], intercept_t: TimestampMs) -
         }
         n += 1.0;
         let x = (t - intercept_t) as f64 / 1e3;
-        sum_x += x;
-        sum_y += v;
-        sum_xy += x * v;
-        sum_x2 += x * x;
+        (sum_x, c_x) = kahan_inc(x, sum_x, c_x);
+        (sum_y, c_y) = kahan_inc(v, sum_y, c_y);
+        (sum_xy, c_xy) = kahan_inc(x * v, sum_xy, c_xy);
+        (sum_x2, c_x2) = kahan_inc(x * x, sum_x2, c_x2);
     }
+    // A constant series has slope 0 exactly (the sums would give rounding noise).
     if const_y {
         if init_y.is_infinite() {
             return (f64::NAN, f64::NAN);
         }
         return (0.0, init_y);
     }
+    let (sum_x, sum_y, sum_xy, sum_x2) = (sum_x + c_x, sum_y + c_y, sum_xy + c_xy, sum_x2 + c_x2);
     let cov_xy = sum_xy - sum_x * sum_y / n;
     let var_x = sum_x2 - sum_x * sum_x / n;
     let slope = cov_xy / var_x;
@@ -313,6 +319,67 @@ pub(crate) fn call(ev: &Evaluator<'_>, f: Func, args: &[Node]) -> Result<Val, Ev
             }
             map_values(v, |x| go_max(min, go_min(max, x)))
         }
+        Sgn => map_values(ev.vector(arg(args, 0, f)?)?, |v| {
+            if v < 0.0 {
+                -1.0
+            } else if v > 0.0 {
+                1.0
+            } else {
+                v
+            }
+        }),
+        Sin => map_values(ev.vector(arg(args, 0, f)?)?, f64::sin),
+        Cos => map_values(ev.vector(arg(args, 0, f)?)?, f64::cos),
+        Tan => map_values(ev.vector(arg(args, 0, f)?)?, f64::tan),
+        Asin => map_values(ev.vector(arg(args, 0, f)?)?, f64::asin),
+        Acos => map_values(ev.vector(arg(args, 0, f)?)?, f64::acos),
+        Atan => map_values(ev.vector(arg(args, 0, f)?)?, f64::atan),
+        Sinh => map_values(ev.vector(arg(args, 0, f)?)?, f64::sinh),
+        Cosh => map_values(ev.vector(arg(args, 0, f)?)?, f64::cosh),
+        Tanh => map_values(ev.vector(arg(args, 0, f)?)?, f64::tanh),
+        Asinh => map_values(ev.vector(arg(args, 0, f)?)?, f64::asinh),
+        Acosh => map_values(ev.vector(arg(args, 0, f)?)?, f64::acosh),
+        Atanh => map_values(ev.vector(arg(args, 0, f)?)?, f64::atanh),
+        Deg => map_values(ev.vector(arg(args, 0, f)?)?, |v| {
+            v * 180.0 / std::f64::consts::PI
+        }),
+        Rad => map_values(ev.vector(arg(args, 0, f)?)?, |v| {
+            v * std::f64::consts::PI / 180.0
+        }),
+        Pi => Ok(Val::Scalar(std::f64::consts::PI)),
+        Sort | SortDesc => {
+            let mut v = ev.vector(arg(args, 0, f)?)?;
+            // NaN sorts last both ways, as in Prometheus.
+            v.sort_by(|a, b| match (a.value.is_nan(), b.value.is_nan()) {
+                (true, true) => std::cmp::Ordering::Equal,
+                (true, false) => std::cmp::Ordering::Greater,
+                (false, true) => std::cmp::Ordering::Less,
+                _ => {
+                    let o = a
+                        .value
+                        .partial_cmp(&b.value)
+                        .unwrap_or(std::cmp::Ordering::Equal);
+                    if f == SortDesc {
+                        o.reverse()
+                    } else {
+                        o
+                    }
+                }
+            });
+            Ok(Val::Vector(v))
+        }
+        DaysInMonth | DayOfMonth | DayOfWeek | Hour | Minute | Month | Year => {
+            let part = |secs: i64| -> f64 { date_part(f, secs) };
+            match args.first() {
+                // Without an argument: the evaluation time, as a one-element vector.
+                None => Ok(Val::Vector(vec![Elem::new(
+                    Arc::new(Labels::empty()),
+                    part(ev.at.div_euclid(1000)),
+                )])),
+                // Go converts the float to int64 by truncation.
+                Some(a) => map_values(ev.vector(a)?, |v| part(v as i64)),
+            }
+        }
         Time => Ok(Val::Scalar(ev.at as f64 / 1000.0)),
         Vector => {
             let x = ev.scalar(arg(args, 0, f)?)?;
@@ -359,7 +426,9 @@ pub(crate) fn call(ev: &Evaluator<'_>, f: Func, args: &[Node]) -> Result<Val, Ev
         HistogramQuantile => {
             let q = ev.scalar(arg(args, 0, f)?)?;
             let v = ev.vector(arg(args, 1, f)?)?;
-            Ok(Val::Vector(histogram_quantile(q, &v)))
+            let out = histogram_quantile(q, &v);
+            check_unique_all(&out)?;
+            Ok(Val::Vector(out))
         }
     }
 }
@@ -497,10 +566,9 @@ fn histogram_quantile(q: f64, v: &[Elem]) -> Vec<Elem> {
         let Some(upper) = parse_go_float(le) else {
             continue;
         };
-        let key: Vec<(&str, &str)> = e
-            .iter()
-            .filter(|(k, _)| *k != "le" && *k != METRIC_NAME)
-            .collect();
+        // The name stays in the key (Prometheus issue 9910): two histograms
+        // with the same labels are not merged; they then clash on output.
+        let key: Vec<(&str, &str)> = e.iter().filter(|(k, _)| *k != "le").collect();
         let i = *index.entry(key).or_insert_with(|| {
             groups.push((e, Vec::new()));
             groups.len() - 1
@@ -580,4 +648,39 @@ fn bucket_quantile(q: f64, buckets: &mut [(f64, f64)]) -> f64 {
         rank -= merged[b - 1].1;
     }
     bucket_start + (bucket_end - bucket_start) * (rank / count)
+}
+
+/// Calendar fields (UTC) of a Unix time in seconds, for the date functions.
+fn date_part(f: Func, secs: i64) -> f64 {
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    match f {
+        Func::Year => year as f64,
+        Func::Month => month as f64,
+        Func::DayOfMonth => day as f64,
+        // 1970-01-01 was a Thursday (4); Sunday is 0.
+        Func::DayOfWeek => (days + 4).rem_euclid(7) as f64,
+        Func::Hour => (sod / 3600) as f64,
+        Func::Minute => (sod % 3600 / 60) as f64,
+        Func::DaysInMonth => {
+            let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+            match month {
+                2 if leap => 29.0,
+                2 => 28.0,
+                4 | 6 | 9 | 11 => 30.0,
+                _ => 31.0,
+            }
+        }
+        _ => f64::NAN,
+    }
 }

@@ -1028,10 +1028,10 @@ fn unsupported_constructs_are_rejected_at_compile_time_by_name() {
     assert_eq!(unsupported("up @ 100"), "`@` modifier");
     assert_eq!(unsupported("limitk(2, up)"), "aggregation `limitk`");
     // the message names the construct
-    let e = compile("sort(up)").unwrap_err();
+    let e = compile("histogram_sum(up)").unwrap_err();
     assert_eq!(
         e.to_string(),
-        "function `sort` is not supported by homeostat's evaluator"
+        "function `histogram_sum` is not supported by homeostat's evaluator"
     );
 }
 
@@ -1410,4 +1410,67 @@ fn negative_offset_reads_later_samples() {
         LOOKBACK_MS - 120_000
     );
     assert_eq!(compile("rate(x[1m] offset -5m)").unwrap().max_range_ms(), 0);
+}
+
+#[test]
+fn trig_sign_and_sort_functions() {
+    let mut s = Store::new();
+    add(&mut s, &[("__name__", "m"), ("i", "1")], &[(0, -2.0)]);
+    add(&mut s, &[("__name__", "m"), ("i", "2")], &[(0, f64::NAN)]);
+    add(&mut s, &[("__name__", "m"), ("i", "3")], &[(0, 3.0)]);
+    let vals = |q: &str| match eval(&s, q, 1) {
+        Value::Vector(v) => v.into_iter().map(|x| x.value).collect::<Vec<_>>(),
+        other => panic!("{other:?}"),
+    };
+    let sgn = vals(r#"sgn(m{i!="2"})"#);
+    assert_eq!(sgn.len(), 2);
+    assert_eq!(sgn.iter().sum::<f64>(), 0.0, "-1 and 1");
+    // sort keeps its order in the result; NaN last in both directions
+    let asc = vals("sort(m)");
+    assert_eq!(&asc[..2], &[-2.0, 3.0]);
+    assert!(asc[2].is_nan());
+    let desc = vals("sort_desc(m)");
+    assert_eq!(&desc[..2], &[3.0, -2.0]);
+    assert!(desc[2].is_nan());
+    assert_close(one(&s, "pi()", 1), std::f64::consts::PI);
+    assert_close(one(&s, r#"deg(rad(m{i="3"}))"#, 1), 3.0);
+    assert_close(one(&s, "cos(vector(0))", 1), 1.0);
+    assert_close(one(&s, "sin(vector(pi() / 2))", 1), 1.0);
+}
+
+#[test]
+fn date_functions_use_utc() {
+    let mut s = Store::new();
+    // 2024-02-29T13:45:00Z = 1709214300 (a Thursday, leap year)
+    add(&mut s, &[("__name__", "ts")], &[(0, 1_709_214_300.0)]);
+    assert_eq!(one(&s, "year(ts)", 1), 2024.0);
+    assert_eq!(one(&s, "month(ts)", 1), 2.0);
+    assert_eq!(one(&s, "day_of_month(ts)", 1), 29.0);
+    assert_eq!(one(&s, "day_of_week(ts)", 1), 4.0);
+    assert_eq!(one(&s, "hour(ts)", 1), 13.0);
+    assert_eq!(one(&s, "minute(ts)", 1), 45.0);
+    assert_eq!(one(&s, "days_in_month(ts)", 1), 29.0);
+    // without an argument: the evaluation time (0 = 1970-01-01, a Thursday)
+    assert_eq!(one(&s, "year()", 0), 1970.0);
+    assert_eq!(one(&s, "day_of_week()", 0), 4.0);
+    assert_eq!(one(&s, "days_in_month()", 0), 31.0);
+}
+
+#[test]
+fn histogram_quantile_does_not_merge_different_histograms() {
+    // two histograms with identical labels but different names are kept
+    // apart and then clash once the name is dropped
+    let mut s = Store::new();
+    for name in ["a_bucket", "b_bucket"] {
+        for (le, c) in [("1", 1.0), ("+Inf", 2.0)] {
+            add(&mut s, &[("__name__", name), ("le", le)], &[(0, c)]);
+        }
+    }
+    let e = err(
+        &s,
+        r#"histogram_quantile(0.5, {__name__=~"a_bucket|b_bucket"})"#,
+        1,
+    );
+    assert_eq!(e, "vector cannot contain metrics with the same labelset");
+    assert_eq!(one(&s, "histogram_quantile(0.5, a_bucket)", 1), 1.0);
 }

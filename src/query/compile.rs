@@ -12,7 +12,7 @@ use promql_parser::parser::ast::{
 };
 use promql_parser::parser::token;
 
-use super::{QueryError, DEFAULT_SUBQUERY_STEP_MS, LOOKBACK_MS};
+use super::{CompileOptions, QueryError, LOOKBACK_MS};
 use crate::labels::METRIC_NAME;
 use crate::store::{MatchOp, Matcher};
 
@@ -400,12 +400,12 @@ fn label_list(l: &promql_parser::label::Labels) -> Vec<String> {
 }
 
 /// Lower a parsed expression into a plan, rejecting what we do not evaluate.
-pub(crate) fn lower(e: &Expr) -> Result<Node, QueryError> {
+pub(crate) fn lower(e: &Expr, opts: &CompileOptions) -> Result<Node, QueryError> {
     Ok(match e {
         Expr::NumberLiteral(n) => Node::Number(n.val),
         Expr::StringLiteral(s) => Node::Str(s.val.clone()),
-        Expr::Paren(p) => lower(&p.expr)?,
-        Expr::Unary(u) => Node::Neg(Box::new(lower(&u.expr)?)),
+        Expr::Paren(p) => lower(&p.expr, opts)?,
+        Expr::Unary(u) => Node::Neg(Box::new(lower(&u.expr, opts)?)),
         Expr::VectorSelector(vs) => Node::Instant(selector(vs)?),
         Expr::MatrixSelector(ms) => Node::Range(selector(&ms.vs)?, duration_ms(&ms.range)),
         Expr::Subquery(sq) => {
@@ -421,12 +421,12 @@ pub(crate) fn lower(e: &Expr) -> Result<Node, QueryError> {
                 .step
                 .as_ref()
                 .map(duration_ms)
-                .unwrap_or(DEFAULT_SUBQUERY_STEP_MS);
+                .unwrap_or(opts.default_subquery_step_ms);
             if step_ms <= 0 {
                 return Err(QueryError::Parse("subquery step must be positive".into()));
             }
             Node::Subquery {
-                expr: Box::new(lower(&sq.expr)?),
+                expr: Box::new(lower(&sq.expr, opts)?),
                 range_ms: duration_ms(&sq.range),
                 step_ms,
                 offset_ms,
@@ -434,7 +434,7 @@ pub(crate) fn lower(e: &Expr) -> Result<Node, QueryError> {
         }
         Expr::Extension(x) => return Err(unsupported(format!("extension `{}`", x.expr.name()))),
         Expr::Call(c) if c.func.name == "label_replace" || c.func.name == "label_join" => {
-            label_fn(c)?
+            label_fn(c, opts)?
         }
         Expr::Call(c) => {
             let name = c.func.name;
@@ -444,7 +444,7 @@ pub(crate) fn lower(e: &Expr) -> Result<Node, QueryError> {
                 .args
                 .args
                 .iter()
-                .map(|a| lower(a))
+                .map(|a| lower(a, opts))
                 .collect::<Result<Vec<_>, _>>()?;
             Node::Call(func, args)
         }
@@ -470,14 +470,14 @@ pub(crate) fn lower(e: &Expr) -> Result<Node, QueryError> {
                 Some(LabelModifier::Exclude(l)) => Grouping::Without(label_list(l)),
             };
             let param = match &a.param {
-                Some(p) => Some(Box::new(lower(p)?)),
+                Some(p) => Some(Box::new(lower(p, opts)?)),
                 None => None,
             };
             Node::Aggregate {
                 op,
                 param,
                 grouping,
-                expr: Box::new(lower(&a.expr)?),
+                expr: Box::new(lower(&a.expr, opts)?),
             }
         }
         Expr::Binary(b) => {
@@ -535,8 +535,8 @@ pub(crate) fn lower(e: &Expr) -> Result<Node, QueryError> {
             }
             Node::Binary {
                 op,
-                lhs: Box::new(lower(&b.lhs)?),
-                rhs: Box::new(lower(&b.rhs)?),
+                lhs: Box::new(lower(&b.lhs, opts)?),
+                rhs: Box::new(lower(&b.rhs, opts)?),
                 matching,
                 return_bool,
             }
@@ -551,8 +551,8 @@ pub(crate) fn is_label_name(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-fn string_arg(e: &Expr, func: &str) -> Result<String, QueryError> {
-    match lower(e)? {
+fn string_arg(e: &Expr, func: &str, opts: &CompileOptions) -> Result<String, QueryError> {
+    match lower(e, opts)? {
         Node::Str(s) => Ok(s),
         _ => Err(QueryError::Parse(format!(
             "{func}() needs string literal arguments"
@@ -562,16 +562,19 @@ fn string_arg(e: &Expr, func: &str) -> Result<String, QueryError> {
 
 /// `label_replace` / `label_join`: string arguments are literals, checked and
 /// compiled here so a bad regex or label name is a load-time error.
-fn label_fn(c: &promql_parser::parser::ast::Call) -> Result<Node, QueryError> {
+fn label_fn(
+    c: &promql_parser::parser::ast::Call,
+    opts: &CompileOptions,
+) -> Result<Node, QueryError> {
     let name = c.func.name;
     let args = &c.args.args;
     let Some(first) = args.first() else {
         return Err(QueryError::Parse(format!("{name}() needs arguments")));
     };
-    let expr = Box::new(lower(first)?);
+    let expr = Box::new(lower(first, opts)?);
     let strings = args[1..]
         .iter()
-        .map(|a| string_arg(a, name))
+        .map(|a| string_arg(a, name, opts))
         .collect::<Result<Vec<_>, _>>()?;
     let Some(dst) = strings.first().cloned() else {
         return Err(QueryError::Parse(format!(

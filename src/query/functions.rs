@@ -479,6 +479,9 @@ fn range_function(ev: &Evaluator<'_>, f: Func, args: &[Node]) -> Result<Val, Eva
     let mut out = Vec::with_capacity(matrix.len());
     for s in matrix {
         let p = &s.samples;
+        if p.is_empty() {
+            continue; // selectors and subqueries never give empty series
+        }
         let value = match f {
             Rate => extrapolated_rate(p, range_start, range_end, *range_ms, true, true),
             Increase => extrapolated_rate(p, range_start, range_end, *range_ms, true, false),

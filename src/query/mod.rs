@@ -71,11 +71,33 @@ pub struct Query {
     max_range_ms: i64,
 }
 
+/// Settings that change what an expression means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompileOptions {
+    /// Step of subqueries written without one (`x[5m:]`): Prometheus's
+    /// global evaluation interval (promtool: the test file's
+    /// `evaluation_interval`).
+    pub default_subquery_step_ms: i64,
+}
+
+impl Default for CompileOptions {
+    fn default() -> Self {
+        CompileOptions {
+            default_subquery_step_ms: DEFAULT_SUBQUERY_STEP_MS,
+        }
+    }
+}
+
 /// Parse and check an expression. Every construct the parser accepts but we do
 /// not evaluate is rejected here as [`QueryError::Unsupported`], naming it.
 pub fn compile(text: &str) -> Result<Query, QueryError> {
+    compile_with(text, &CompileOptions::default())
+}
+
+/// [`compile`] with explicit options.
+pub fn compile_with(text: &str, opts: &CompileOptions) -> Result<Query, QueryError> {
     let ast = promql_parser::parser::parse(text).map_err(QueryError::Parse)?;
-    let root = compile::lower(&ast)?;
+    let root = compile::lower(&ast, opts)?;
     let max_range_ms = root.max_range_ms();
     Ok(Query {
         text: text.to_string(),

@@ -1474,3 +1474,32 @@ fn histogram_quantile_does_not_merge_different_histograms() {
     assert_eq!(e, "vector cannot contain metrics with the same labelset");
     assert_eq!(one(&s, "histogram_quantile(0.5, a_bucket)", 1), 1.0);
 }
+
+#[test]
+fn default_subquery_step_is_configurable() {
+    let mut s = Store::new();
+    add(
+        &mut s,
+        &[("__name__", "g")],
+        &every(0, 600, 10, |t| t as f64),
+    );
+    let opts = CompileOptions {
+        default_subquery_step_ms: 30_000,
+    };
+    // [5m:] with a 30s step at 600s: 300, 330, ..., 600 → 11 points
+    let q = compile_with("count_over_time(g[5m:])", &opts).unwrap();
+    assert_eq!(q.eval_vector(&s, 600 * S).unwrap()[0].value, 11.0);
+    // an explicit step wins
+    let q = compile_with("count_over_time(g[5m:1m])", &opts).unwrap();
+    assert_eq!(q.eval_vector(&s, 600 * S).unwrap()[0].value, 6.0);
+}
+
+#[test]
+fn compiled_queries_can_be_shared_between_threads() {
+    fn shareable<T: Send + Sync + Clone>(_: &T) {}
+    let q = compile(r#"sum by (job) (rate(x{job=~"a.*"}[1m])) > 1"#).unwrap();
+    shareable(&q);
+    let s = Store::new();
+    let handle = std::thread::spawn(move || q.eval_vector(&s, 0).map(|v| v.len()));
+    assert_eq!(handle.join().unwrap(), Ok(0));
+}

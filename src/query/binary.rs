@@ -70,7 +70,7 @@ fn vector_scalar(
     return_bool: bool,
 ) -> Result<Val, EvalError> {
     let mut out = Vec::with_capacity(v.len());
-    let drop = !op.is_comparison() || return_bool;
+    let drop = op.drops_name() || return_bool;
     for mut e in v {
         let (l, r) = if swap { (s, e.value) } else { (e.value, s) };
         let (mut value, mut keep) = elem_op(op, l, r);
@@ -107,7 +107,13 @@ fn signature<'a>(e: &'a Elem, m: &Matching) -> Vec<(&'a str, &'a str)> {
 }
 
 fn fmt_pairs(p: &[(&str, &str)]) -> String {
-    Labels::new(p.iter().copied()).to_string()
+    go_labels(p.iter().copied())
+}
+
+/// Labels as Prometheus prints them in messages: `{__name__="x", a="b"}`.
+fn go_labels<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> String {
+    let inner: Vec<String> = pairs.map(|(k, v)| format!("{k}={v:?}")).collect();
+    format!("{{{}}}", inner.join(", "))
 }
 
 fn vector_vector(
@@ -134,8 +140,8 @@ fn vector_vector(
             return Err(EvalError(format!(
                 "found duplicate series for the match group {} on the {one_side} hand-side of the operation: [{}, {}];many-to-many matching not allowed: matching labels must be unique on one side",
                 fmt_pairs(&sig),
-                r.to_labels(),
-                dup.to_labels()
+                go_labels(dup.iter()),
+                go_labels(r.iter()),
             )));
         }
         ones.insert(sig, r);
@@ -143,7 +149,7 @@ fn vector_vector(
     let mut matched: HashSet<Vec<(&str, &str)>> = HashSet::new();
     let mut grouped: HashMap<Vec<(&str, &str)>, HashSet<Labels>> = HashMap::new();
     let mut out = Vec::new();
-    let arithmetic = !op.is_comparison();
+    let arithmetic = op.drops_name();
     for l in many {
         let sig = signature(l, m);
         let Some(r) = ones.get(&sig) else { continue };

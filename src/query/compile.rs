@@ -71,6 +71,15 @@ pub(crate) enum BinOp {
 }
 
 impl BinOp {
+    /// Arithmetic drops the metric name; comparisons and `atan2` keep it
+    /// (Prometheus 2.42's `shouldDropMetricName`).
+    pub fn drops_name(self) -> bool {
+        matches!(
+            self,
+            BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Mod | BinOp::Pow
+        )
+    }
+
     pub fn is_comparison(self) -> bool {
         matches!(
             self,

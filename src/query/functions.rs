@@ -134,11 +134,13 @@ fn extrapolated_rate(
     } else {
         avg_between / 2.0
     };
-    result *= extrapolate_to / sampled_interval;
+    // One factor, applied once: the order of operations matters for the
+    // last bits, and this is the order Prometheus uses.
+    let mut factor = extrapolate_to / sampled_interval;
     if is_rate {
-        result /= range_ms as f64 / 1000.0;
+        factor /= range_ms as f64 / 1000.0;
     }
-    Some(result)
+    Some(result * factor)
 }
 
 /// `irate` and `idelta`: the last two samples.

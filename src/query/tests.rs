@@ -1503,3 +1503,30 @@ fn compiled_queries_can_be_shared_between_threads() {
     let handle = std::thread::spawn(move || q.eval_vector(&s, 0).map(|v| v.len()));
     assert_eq!(handle.join().unwrap(), Ok(0));
 }
+
+#[test]
+fn rate_applies_extrapolation_and_per_second_as_one_factor() {
+    // 0,10,20,5,15,25 at 0..50s, window [-5s, 55s]: increase 25 + 20 (reset)
+    // = 45; zero point at the first sample → 0s to start, 5s to end:
+    // 45 × (55/50) / 60 = 0.825. Multiplying by 55/50 first gives
+    // 0.8250000000000001; promtool 2.42 prints 0.825, so the factor
+    // (55/50)/60 is formed first.
+    let s = counter(&[
+        (0, 0.0),
+        (10, 10.0),
+        (20, 20.0),
+        (30, 5.0),
+        (40, 15.0),
+        (50, 25.0),
+    ]);
+    assert_eq!(one(&s, "rate(c[1m])", 55), 0.825);
+}
+
+#[test]
+fn atan2_keeps_the_metric_name() {
+    // Prometheus drops the name only for + - * / % ^.
+    let s = jobs_store();
+    let v = vector(&s, r#"req{job="web"} atan2 0"#, 1);
+    assert_eq!(v[0].0, "req{job=\"web\"}");
+    assert_close(v[0].1, std::f64::consts::FRAC_PI_2);
+}

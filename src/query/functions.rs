@@ -465,7 +465,6 @@ fn range_function(ev: &Evaluator<'_>, f: Func, args: &[Node]) -> Result<Val, Eva
             ),
             _ => return Err(EvalError(format!("{f:?} needs a range vector"))),
         };
-    let range_ms = &range_ms;
     let range_end = ev.at - offset_ms;
     let range_start = range_end - range_ms;
     if f == AbsentOverTime {
@@ -485,9 +484,9 @@ fn range_function(ev: &Evaluator<'_>, f: Func, args: &[Node]) -> Result<Val, Eva
             continue; // selectors and subqueries never give empty series
         }
         let value = match f {
-            Rate => extrapolated_rate(p, range_start, range_end, *range_ms, true, true),
-            Increase => extrapolated_rate(p, range_start, range_end, *range_ms, true, false),
-            Delta => extrapolated_rate(p, range_start, range_end, *range_ms, false, false),
+            Rate => extrapolated_rate(p, range_start, range_end, range_ms, true, true),
+            Increase => extrapolated_rate(p, range_start, range_end, range_ms, true, false),
+            Delta => extrapolated_rate(p, range_start, range_end, range_ms, false, false),
             Irate => instant_value(p, true),
             Idelta => instant_value(p, false),
             Deriv => (p.len() >= 2).then(|| linear_regression(p, p[0].0).0),

@@ -8,6 +8,24 @@
 //! Layout: [`compile`] turns the parser's AST into our own plan (`Node`),
 //! `eval` walks the plan against the store, `functions`, `aggregate` and
 //! `binary` hold the operators, `api` the JSON format.
+//!
+//! ```
+//! use homeostat::labels::Labels;
+//! use homeostat::query::{api_json, compile};
+//! use homeostat::store::Store;
+//!
+//! let mut store = Store::new();
+//! let series = Labels::new([("__name__", "http_requests_total"), ("job", "checkout")]);
+//! for i in 0..=6 {
+//!     store.append(&series, i * 10_000, (i * 50) as f64); // +5/s, every 10s
+//! }
+//! let q = compile(r#"sum(rate(http_requests_total{job="checkout"}[1m])) > 1"#).unwrap();
+//! assert_eq!(q.max_range_ms(), 60_000);
+//! let v = q.eval_vector(&store, 60_000).unwrap();
+//! assert_eq!(v[0].value, 5.0);
+//! let data = api_json(&q.eval(&store, 60_000).unwrap(), 60_000);
+//! assert_eq!(data["result"][0]["value"][1], "5");
+//! ```
 use crate::clock::TimestampMs;
 use crate::labels::Labels;
 use crate::store::Store;

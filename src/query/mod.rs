@@ -34,6 +34,8 @@ mod aggregate;
 mod api;
 mod binary;
 mod compile;
+#[cfg(test)]
+mod difftest;
 mod eval;
 mod functions;
 #[cfg(test)]

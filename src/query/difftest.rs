@@ -150,11 +150,17 @@ fn ours(g: &Group) -> Vec<Outcome> {
     let mut store = Store::new();
     store.set_retention_ms(24 * 3_600_000);
     let step = duration_ms(&g.interval);
+    // promtool loads input samples lazily while it steps through rule
+    // evaluations every `evaluation_interval` (1m) up to the largest
+    // eval_time: samples after the last such step are never loaded.
+    let max_at = g.cases.iter().map(|(_, c)| c.at_ms).max().unwrap_or(0);
+    let loaded_till = max_at.div_euclid(60_000) * 60_000;
     for (sel, values) in &g.series {
         let labels = series_labels(sel);
         for (i, v) in expand(values).into_iter().enumerate() {
-            if let Some(v) = v {
-                store.append(&labels, i as i64 * step, v);
+            let t = i as i64 * step;
+            if let Some(v) = v.filter(|_| t <= loaded_till) {
+                store.append(&labels, t, v);
             }
         }
     }

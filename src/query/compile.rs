@@ -358,8 +358,18 @@ fn unsupported(what: impl Into<String>) -> QueryError {
     QueryError::Unsupported(what.into())
 }
 
-fn duration_ms(d: &Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+/// Longest duration Prometheus can express (Go's `time.Duration`, ~292
+/// years); bounding it keeps all time arithmetic far from i64 overflow.
+const MAX_DURATION_MS: i64 = i64::MAX / 1_000_000;
+
+/// Upper bound on the steps of one subquery (`range / step`).
+const MAX_SUBQUERY_STEPS: i64 = 100_000;
+
+fn duration_ms(d: &Duration) -> Result<i64, QueryError> {
+    i64::try_from(d.as_millis())
+        .ok()
+        .filter(|&ms| ms <= MAX_DURATION_MS)
+        .ok_or_else(|| QueryError::Parse(format!("duration {d:?} is out of range")))
 }
 
 fn selector(vs: &VectorSelector) -> Result<Selector, QueryError> {
@@ -371,8 +381,8 @@ fn selector(vs: &VectorSelector) -> Result<Selector, QueryError> {
     }
     let offset_ms = match &vs.offset {
         None => 0,
-        Some(Offset::Pos(d)) => duration_ms(d),
-        Some(Offset::Neg(d)) => -duration_ms(d),
+        Some(Offset::Pos(d)) => duration_ms(d)?,
+        Some(Offset::Neg(d)) => -duration_ms(d)?,
     };
     let mut matchers = Vec::with_capacity(vs.matchers.matchers.len() + 1);
     if let Some(name) = &vs.name {
@@ -416,27 +426,35 @@ pub(crate) fn lower(e: &Expr, opts: &CompileOptions) -> Result<Node, QueryError>
         Expr::Paren(p) => lower(&p.expr, opts)?,
         Expr::Unary(u) => Node::Neg(Box::new(lower(&u.expr, opts)?)),
         Expr::VectorSelector(vs) => Node::Instant(selector(vs)?),
-        Expr::MatrixSelector(ms) => Node::Range(selector(&ms.vs)?, duration_ms(&ms.range)),
+        Expr::MatrixSelector(ms) => Node::Range(selector(&ms.vs)?, duration_ms(&ms.range)?),
         Expr::Subquery(sq) => {
             if sq.at.is_some() {
                 return Err(unsupported("`@` modifier"));
             }
             let offset_ms = match &sq.offset {
                 None => 0,
-                Some(Offset::Pos(d)) => duration_ms(d),
-                Some(Offset::Neg(d)) => -duration_ms(d),
+                Some(Offset::Pos(d)) => duration_ms(d)?,
+                Some(Offset::Neg(d)) => -duration_ms(d)?,
             };
-            let step_ms = sq
-                .step
-                .as_ref()
-                .map(duration_ms)
-                .unwrap_or(opts.default_subquery_step_ms);
+            let step_ms = match &sq.step {
+                Some(d) => duration_ms(d)?,
+                None => opts.default_subquery_step_ms,
+            };
             if step_ms <= 0 {
                 return Err(QueryError::Parse("subquery step must be positive".into()));
             }
+            let range_ms = duration_ms(&sq.range)?;
+            // A rule evaluates this every tick: refuse absurd resolutions
+            // instead of hanging the rule engine.
+            if range_ms / step_ms > MAX_SUBQUERY_STEPS {
+                return Err(QueryError::Parse(format!(
+                    "subquery would evaluate {} steps; at most {MAX_SUBQUERY_STEPS} are allowed",
+                    range_ms / step_ms
+                )));
+            }
             Node::Subquery {
                 expr: Box::new(lower(&sq.expr, opts)?),
-                range_ms: duration_ms(&sq.range),
+                range_ms,
                 step_ms,
                 offset_ms,
             }

@@ -1530,3 +1530,23 @@ fn atan2_keeps_the_metric_name() {
     assert_eq!(v[0].0, "req{job=\"web\"}");
     assert_close(v[0].1, std::f64::consts::FRAC_PI_2);
 }
+
+#[test]
+fn absurd_durations_and_subquery_resolutions_are_refused() {
+    // beyond Go's 292-year duration limit
+    assert!(matches!(
+        compile("rate(x[300y])"),
+        Err(QueryError::Parse(_))
+    ));
+    assert!(matches!(
+        compile("x offset 1000y"),
+        Err(QueryError::Parse(_))
+    ));
+    // a day at 1ms resolution would be 86.4 million evaluations per tick
+    assert!(matches!(
+        compile("max_over_time(x[1d:1ms])"),
+        Err(QueryError::Parse(_))
+    ));
+    // a day at 1s is fine
+    assert!(compile("max_over_time(x[1d:1s])").is_ok());
+}

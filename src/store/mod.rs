@@ -376,6 +376,39 @@ mod tests {
     }
 
     #[test]
+    fn select_each_sees_what_select_returns() {
+        let mut s = Store::new();
+        for (job, n) in [("a", 3), ("b", 5)] {
+            let ls = l(&[("__name__", "up"), ("job", job)]);
+            for t in 0..n {
+                s.append(&ls, t * 1000, t as f64);
+            }
+        }
+        s.append(&l(&[("job", "nameless")]), 0, 1.0);
+        let check = |m: &[Matcher], lo: i64, hi: i64| {
+            let mut each = Vec::new();
+            s.select_each(m, lo, hi, |id, labels, samples| {
+                each.push((id, (**labels).clone(), samples.copied().collect::<Vec<_>>()));
+            });
+            let sel: Vec<_> = s
+                .select(m, lo, hi)
+                .into_iter()
+                .map(|v| (v.id, (**v.labels).clone(), v.samples))
+                .collect();
+            assert_eq!(each, sel);
+            each.len()
+        };
+        assert_eq!(check(&[Matcher::equal("__name__", "up")], 1000, 2000), 2);
+        assert_eq!(check(&[Matcher::equal("job", "b")], 3000, 10_000), 1);
+        assert_eq!(
+            check(&[Matcher::equal("job", "nameless")], 0, 0),
+            1,
+            "no name: full scan"
+        );
+        assert_eq!(check(&[Matcher::equal("__name__", "none")], 0, 10_000), 0);
+    }
+
+    #[test]
     fn gc_drops_old_and_stale_series_and_reuses_ids() {
         let mut s = Store::new();
         let a = l(&[("__name__", "x"), ("i", "1")]);

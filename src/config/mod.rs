@@ -22,13 +22,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             i += 1;
         }
         if start == i {
-            return Err(format!(
-                "invalid duration {s:?}: expected a number at offset {i}"
-            ));
+            return Err(format!("invalid duration {s:?}: expected a number at offset {i}"));
         }
-        let n: u128 = s[start..i]
-            .parse()
-            .map_err(|_| format!("invalid duration {s:?}"))?;
+        let n: u128 = s[start..i].parse().map_err(|_| format!("invalid duration {s:?}"))?;
         let ustart = i;
         while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
             i += 1;
@@ -41,16 +37,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             "d" => 86_400_000,
             "w" => 7 * 86_400_000,
             "y" => 365 * 86_400_000,
-            "" => {
-                return Err(format!(
-                    "invalid duration {s:?}: missing unit (ms, s, m, h, d, w, y)"
-                ))
-            }
-            u => {
-                return Err(format!(
-                    "invalid duration {s:?}: unknown unit {u:?} (ms, s, m, h, d, w, y)"
-                ))
-            }
+            "" => return Err(format!("invalid duration {s:?}: missing unit (ms, s, m, h, d, w, y)")),
+            u => return Err(format!("invalid duration {s:?}: unknown unit {u:?} (ms, s, m, h, d, w, y)")),
         };
         total_ms += n * unit_ms;
     }

@@ -51,6 +51,8 @@ pub const LOOKBACK_MS: i64 = 300_000;
 /// global evaluation interval, whose default is 1m (as is promtool's).
 pub const DEFAULT_SUBQUERY_STEP_MS: i64 = 60_000;
 
+/// A load-time error: the text does not parse, or uses a construct we do
+/// not evaluate (named in the message).
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
 pub enum QueryError {
     #[error("parse error: {0}")]
@@ -59,22 +61,27 @@ pub enum QueryError {
     Unsupported(String),
 }
 
+/// An evaluation-time error, with Prometheus's message where it has one
+/// (ambiguous vector matching, duplicate label sets after dropping the name).
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
 #[error("{0}")]
 pub struct EvalError(pub String);
 
+/// One element of an instant vector.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
     pub labels: Labels,
     pub value: f64,
 }
 
+/// One series of a range vector, samples oldest first.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RangeSeries {
     pub labels: Labels,
     pub samples: Vec<(TimestampMs, f64)>,
 }
 
+/// The result of an instant query.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     Scalar(f64),

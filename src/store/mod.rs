@@ -235,6 +235,46 @@ impl Store {
         }
     }
 
+    /// Like [`Store::select`] but without copying samples: calls `f` with each
+    /// matching series and its samples in `[start, end]`, oldest first. The
+    /// query engine uses it so a tick over many series does not allocate per
+    /// series.
+    pub fn select_each<'s>(
+        &'s self,
+        matchers: &[Matcher],
+        start: TimestampMs,
+        end: TimestampMs,
+        mut f: impl FnMut(
+            SeriesId,
+            &'s Arc<Labels>,
+            std::collections::vec_deque::Iter<'s, (TimestampMs, f64)>,
+        ),
+    ) {
+        let name_eq = matchers.iter().find_map(|m| match &m.op {
+            MatchOp::Equal(v) if m.name == crate::labels::METRIC_NAME => Some(v.as_str()),
+            _ => None,
+        });
+        let mut visit = |id: SeriesId| {
+            let Some(Some(s)) = self.series.get(id as usize) else {
+                return;
+            };
+            if !matchers.iter().all(|m| m.matches(&s.labels)) {
+                return;
+            }
+            let lo = s.samples.partition_point(|&(t, _)| t < start);
+            let hi = s.samples.partition_point(|&(t, _)| t <= end);
+            f(id, &s.labels, s.samples.range(lo..hi));
+        };
+        match name_eq {
+            Some(name) => {
+                if let Some(ids) = self.by_name.get(name) {
+                    ids.iter().for_each(|&id| visit(id));
+                }
+            }
+            None => (0..self.series.len() as SeriesId).for_each(visit),
+        }
+    }
+
     /// Drop series whose newest sample is older than retention, or whose newest
     /// sample is a stale marker older than the 5m lookback. Returns how many.
     pub fn gc(&mut self, now: TimestampMs) -> usize {
@@ -333,6 +373,39 @@ mod tests {
         assert_eq!(v[0].samples.len(), 2);
         assert!(is_stale_nan(v[0].samples[1].1));
         assert!(!is_stale_nan(f64::NAN));
+    }
+
+    #[test]
+    fn select_each_sees_what_select_returns() {
+        let mut s = Store::new();
+        for (job, n) in [("a", 3), ("b", 5)] {
+            let ls = l(&[("__name__", "up"), ("job", job)]);
+            for t in 0..n {
+                s.append(&ls, t * 1000, t as f64);
+            }
+        }
+        s.append(&l(&[("job", "nameless")]), 0, 1.0);
+        let check = |m: &[Matcher], lo: i64, hi: i64| {
+            let mut each = Vec::new();
+            s.select_each(m, lo, hi, |id, labels, samples| {
+                each.push((id, (**labels).clone(), samples.copied().collect::<Vec<_>>()));
+            });
+            let sel: Vec<_> = s
+                .select(m, lo, hi)
+                .into_iter()
+                .map(|v| (v.id, (**v.labels).clone(), v.samples))
+                .collect();
+            assert_eq!(each, sel);
+            each.len()
+        };
+        assert_eq!(check(&[Matcher::equal("__name__", "up")], 1000, 2000), 2);
+        assert_eq!(check(&[Matcher::equal("job", "b")], 3000, 10_000), 1);
+        assert_eq!(
+            check(&[Matcher::equal("job", "nameless")], 0, 0),
+            1,
+            "no name: full scan"
+        );
+        assert_eq!(check(&[Matcher::equal("__name__", "none")], 0, 10_000), 0);
     }
 
     #[test]

@@ -50,7 +50,9 @@ pub fn rfc3339(ts: TimestampMs) -> String {
 /// Parse RFC 3339 or a Unix timestamp in (fractional) seconds into milliseconds.
 pub fn parse_time(s: &str) -> Option<TimestampMs> {
     if let Ok(secs) = s.parse::<f64>() {
-        return secs.is_finite().then(|| (secs * 1000.0).round() as TimestampMs);
+        return secs
+            .is_finite()
+            .then(|| (secs * 1000.0).round() as TimestampMs);
     }
     let t = humantime::parse_rfc3339_weak(s).ok()?;
     Some(t.duration_since(UNIX_EPOCH).ok()?.as_millis() as TimestampMs)
@@ -71,7 +73,10 @@ mod tests {
     #[test]
     fn time_round_trips() {
         assert_eq!(parse_time("1700000000.5"), Some(1_700_000_000_500));
-        assert_eq!(parse_time(&rfc3339(1_700_000_000_500)), Some(1_700_000_000_500));
+        assert_eq!(
+            parse_time(&rfc3339(1_700_000_000_500)),
+            Some(1_700_000_000_500)
+        );
         assert_eq!(parse_time("nope"), None);
     }
 }

@@ -154,7 +154,10 @@ mod tests {
         l.set("zone", "eu");
         l.set("instance", "");
         assert_eq!(l.to_string(), "up{job=\"x\", zone=\"eu\"}");
-        assert_eq!(l.project(&["job".into()], true), Labels::new([("job", "x")]));
+        assert_eq!(
+            l.project(&["job".into()], true),
+            Labels::new([("job", "x")])
+        );
         assert_eq!(l.without_metric_name().metric_name(), None);
     }
 }

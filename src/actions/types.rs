@@ -87,13 +87,21 @@ pub struct ActionSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tolerance: Option<f64>,
     /// scale: scale-in stabilisation window (default 5m, HPA semantics).
-    #[serde(default, with = "opt_duration", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub stabilization_window: Option<Duration>,
     /// failover / circuit_break: which instance, a template such as `{{ labels.instance }}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance: Option<String>,
     /// circuit_break: how long the circuit stays open before half-open (default 30s).
-    #[serde(default, with = "opt_duration", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub open_for: Option<Duration>,
     /// circuit_break: max share of the target's instances open at once (default 0.5).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -45,5 +45,9 @@ pub struct ParseError {
 }
 
 pub fn parse(_body: &[u8], _format: Format) -> Result<Vec<ParsedSample>, ParseError> {
-    Err(ParseError { line: 1, column: 1, message: "parser not implemented yet".into() })
+    Err(ParseError {
+        line: 1,
+        column: 1,
+        message: "parser not implemented yet".into(),
+    })
 }

@@ -47,7 +47,9 @@ pub struct Query {
 
 pub fn compile(text: &str) -> Result<Query, QueryError> {
     promql_parser::parser::parse(text).map_err(QueryError::Parse)?;
-    Ok(Query { text: text.to_string() })
+    Ok(Query {
+        text: text.to_string(),
+    })
 }
 
 impl Query {

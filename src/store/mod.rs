@@ -200,7 +200,12 @@ impl Store {
     }
 
     /// Series matching all matchers, with their samples in `[start, end]`.
-    pub fn select(&self, matchers: &[Matcher], start: TimestampMs, end: TimestampMs) -> Vec<SeriesView<'_>> {
+    pub fn select(
+        &self,
+        matchers: &[Matcher],
+        start: TimestampMs,
+        end: TimestampMs,
+    ) -> Vec<SeriesView<'_>> {
         let name_eq = matchers.iter().find_map(|m| match &m.op {
             MatchOp::Equal(v) if m.name == crate::labels::METRIC_NAME => Some(v.as_str()),
             _ => None,
@@ -224,7 +229,9 @@ impl Store {
                 .get(name)
                 .map(|ids| ids.iter().filter_map(|&id| view(id)).collect())
                 .unwrap_or_default(),
-            None => (0..self.series.len() as SeriesId).filter_map(view).collect(),
+            None => (0..self.series.len() as SeriesId)
+                .filter_map(view)
+                .collect(),
         }
     }
 
@@ -237,7 +244,9 @@ impl Store {
             let remove = match &self.series[id] {
                 Some(s) => match s.samples.back() {
                     None => true,
-                    Some(&(t, v)) => t < now - self.retention_ms || (is_stale_nan(v) && t < now - LOOKBACK_MS),
+                    Some(&(t, v)) => {
+                        t < now - self.retention_ms || (is_stale_nan(v) && t < now - LOOKBACK_MS)
+                    }
                 },
                 None => false,
             };
@@ -295,13 +304,19 @@ mod tests {
         let only_a = s.select(
             &[
                 Matcher::equal("__name__", "up"),
-                Matcher { name: "job".into(), op: MatchOp::NotEqual("b".into()) },
+                Matcher {
+                    name: "job".into(),
+                    op: MatchOp::NotEqual("b".into()),
+                },
             ],
             950_000,
             970_000,
         );
         assert_eq!(only_a.len(), 1);
-        assert_eq!(only_a[0].samples, vec![(950_000, 95.0), (960_000, 96.0), (970_000, 97.0)]);
+        assert_eq!(
+            only_a[0].samples,
+            vec![(950_000, 95.0), (960_000, 96.0), (970_000, 97.0)]
+        );
         assert_eq!(s.sample_count(), 122);
     }
 
@@ -331,10 +346,18 @@ mod tests {
         s.mark_stale(idb, 710_000);
         assert_eq!(s.gc(720_000), 1, "a is older than retention");
         assert_eq!(s.series_count(), 1);
-        assert_eq!(s.gc(720_000 + 5 * 60 * 1000), 1, "b's stale marker is past lookback");
+        assert_eq!(
+            s.gc(720_000 + 5 * 60 * 1000),
+            1,
+            "b's stale marker is past lookback"
+        );
         let c = l(&[("__name__", "y")]);
         let idc = s.append(&c, 1, 1.0);
         assert!(idc == ida || idc == idb, "freed ids are reused");
-        assert_eq!(s.select(&[Matcher::equal("__name__", "x")], 0, i64::MAX).len(), 0);
+        assert_eq!(
+            s.select(&[Matcher::equal("__name__", "x")], 0, i64::MAX)
+                .len(),
+            0
+        );
     }
 }

@@ -398,7 +398,8 @@ impl Loader<'_> {
                 None
             }
             Some(text) => match evalexpr::build_operator_tree(text) {
-                Ok(node) => {
+                Ok(mut node) => {
+                    ints_to_floats(&mut node);
                     let mut unknown: Vec<&str> = node
                         .iter_variable_identifiers()
                         .filter(|v| !query_names.contains(v))
@@ -676,6 +677,19 @@ impl Loader<'_> {
             }
         }
         Some((spec, instance_template))
+    }
+}
+
+/// Query values are floats, and evalexpr's `==` does not equate `Float(0.0)`
+/// with `Int(0)`: `up == 0` would never hold. Integer literals become floats.
+fn ints_to_floats(node: &mut evalexpr::Node) {
+    if let evalexpr::Operator::Const { value } = node.operator_mut() {
+        if let evalexpr::Value::Int(i) = value {
+            *value = evalexpr::Value::Float(*i as f64);
+        }
+    }
+    for c in node.children_mut() {
+        ints_to_floats(c);
     }
 }
 

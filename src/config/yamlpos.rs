@@ -134,6 +134,28 @@ impl SourceFile {
         }
     }
 
+    /// Line and column of the *key* of the mapping entry at `path` (for errors
+    /// about a name rather than its value). Falls back to the value's position
+    /// when the key is not on the value's line (block values).
+    pub fn locate_key(&self, path: &YPath) -> (usize, usize) {
+        let (line, col) = self.locate(path);
+        let Some(Seg::Key(key)) = path.segments().last() else {
+            return (line, col);
+        };
+        let text = self.text.lines().nth(line.saturating_sub(1)).unwrap_or("");
+        let before: String = text.chars().take(col.saturating_sub(1)).collect();
+        match before.rfind(key.as_str()) {
+            Some(byte) => (line, before[..byte].chars().count() + 1),
+            None => (line, col),
+        }
+    }
+
+    /// Record an error about the key of the entry at `path`.
+    pub fn key_error(&mut self, path: &YPath, message: impl Into<String>) {
+        let (line, column) = self.locate_key(path);
+        self.error_at(line, column, message);
+    }
+
     /// Record an error about the node at `path`.
     pub fn error(&mut self, path: &YPath, message: impl Into<String>) {
         let (line, column) = self.locate(path);
@@ -162,7 +184,17 @@ impl SourceFile {
             Some(l) => (l.line(), l.column()),
             None => self.locate(fallback),
         };
-        let msg = strip_position(&err.to_string());
+        let mut msg = strip_position(&err.to_string());
+        if !what.is_empty() {
+            // yaml_serde prefixes the node's path; below a named thing
+            // (`rule "x"`) the path up to that thing is noise.
+            let base = fallback.to_string();
+            if let Some(rest) = msg.strip_prefix(&format!("{base}: ")) {
+                msg = rest.to_string();
+            } else if let Some(rest) = msg.strip_prefix(&format!("{base}.")) {
+                msg = rest.to_string();
+            }
+        }
         let message = if what.is_empty() {
             msg
         } else {
@@ -200,10 +232,23 @@ impl SourceFile {
 /// yaml_serde appends " at line L column C" to messages; we print the position
 /// in front instead, so drop it from the text.
 fn strip_position(msg: &str) -> String {
-    match msg.rfind(" at line ") {
-        Some(i) if msg[i..].contains(" column ") => msg[..i].to_string(),
-        _ => msg.to_string(),
+    let mut out = msg.to_string();
+    while let Some(i) = out.find(" at line ") {
+        // " at line N column M"
+        let tail = &out[i + " at line ".len()..];
+        let n = tail
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(tail.len());
+        let Some(after) = tail[n..].strip_prefix(" column ") else {
+            break;
+        };
+        let m = after
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(after.len());
+        let end = i + " at line ".len() + n + " column ".len() + m;
+        out.replace_range(i..end, "");
     }
+    out
 }
 
 fn extract_from<T: DeserializeOwned>(text: &str, path: &YPath) -> Result<T, serde_yaml::Error> {

@@ -244,7 +244,11 @@ impl Loader<'_> {
         let mut out = Vec::new();
         for gi in 0..file.groups.len() {
             let gp = root.key("groups").idx(gi);
-            let Some(g) = src.extract_or_report::<RawGroup>(&gp, &format!("groups[{gi}]")) else {
+            let what = match src.extract::<String>(&gp.key("name")) {
+                Ok(name) => format!("group {name:?}"),
+                Err(_) => format!("groups[{gi}]"),
+            };
+            let Some(g) = src.extract_or_report::<RawGroup>(&gp, &what) else {
                 continue;
             };
             let here = position(src, &gp.key("name"));
@@ -282,9 +286,11 @@ impl Loader<'_> {
             let mut rules = Vec::new();
             for ri in 0..g.rules.len() {
                 let rp = gp.key("rules").idx(ri);
-                let Some(raw) =
-                    src.extract_or_report::<RawRule>(&rp, &format!("groups[{gi}].rules[{ri}]"))
-                else {
+                let what = match src.extract::<String>(&rp.key("name")) {
+                    Ok(name) => format!("rule {name:?}"),
+                    Err(_) => format!("groups[{gi}].rules[{ri}]"),
+                };
+                let Some(raw) = src.extract_or_report::<RawRule>(&rp, &what) else {
                     continue;
                 };
                 if let Some(r) = self.rule(src, &rp, &g.name, raw) {
@@ -340,7 +346,7 @@ impl Loader<'_> {
         for (name, q) in &raw.queries {
             let qp = rp.key("queries").key(name);
             if !is_identifier(name) {
-                src.error(
+                src.key_error(
                     &qp,
                     format!(
                         "{what}: query name {name:?} is not an identifier ([A-Za-z_][A-Za-z0-9_]*)"
@@ -445,7 +451,7 @@ impl Loader<'_> {
 
         for k in raw.labels.keys() {
             if !is_identifier(k) {
-                src.error(
+                src.key_error(
                     &rp.key("labels").key(k),
                     format!("{what}: label name {k:?} is not valid"),
                 );

@@ -129,3 +129,45 @@ fn a_broken_config_is_reported_before_rules() {
         "{second:?}"
     );
 }
+
+#[test]
+fn shipped_rule_files_pass_check() {
+    let summary = match rules::check(Path::new("tests/fixtures/examples/homeostat.yaml")) {
+        Ok(s) => s,
+        Err(d) => panic!(
+            "{}",
+            d.iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
+        ),
+    };
+    assert_eq!(summary.rule_files, 4);
+    assert_eq!(summary.rules, 10);
+}
+
+#[test]
+fn demo_rules_are_fast_enough_for_a_two_minute_demo() {
+    let cfg = homeostat::config::load(Path::new("tests/fixtures/examples/homeostat.yaml")).unwrap();
+    let cat = rules::catalog_for(&cfg);
+    let set = rules::load_rules(&cfg, &cat).unwrap();
+    let demo = set.groups.iter().find(|g| g.name == "demo").unwrap();
+    assert!(demo.interval <= std::time::Duration::from_secs(2));
+    let kinds: Vec<ActionKind> = demo.rules.iter().map(|r| r.action.kind).collect();
+    for k in [
+        ActionKind::ScaleOut,
+        ActionKind::ScaleIn,
+        ActionKind::Failover,
+        ActionKind::CircuitBreak,
+    ] {
+        assert!(kinds.contains(&k), "demo lacks {k}");
+    }
+    for r in &demo.rules {
+        assert!(
+            r.for_ <= std::time::Duration::from_secs(20),
+            "{} waits too long",
+            r.name
+        );
+        assert_eq!(r.action.target, "demo");
+    }
+}

@@ -235,6 +235,46 @@ impl Store {
         }
     }
 
+    /// Like [`Store::select`] but without copying samples: calls `f` with each
+    /// matching series and its samples in `[start, end]`, oldest first. The
+    /// query engine uses it so a tick over many series does not allocate per
+    /// series.
+    pub fn select_each<'s>(
+        &'s self,
+        matchers: &[Matcher],
+        start: TimestampMs,
+        end: TimestampMs,
+        mut f: impl FnMut(
+            SeriesId,
+            &'s Arc<Labels>,
+            std::collections::vec_deque::Iter<'s, (TimestampMs, f64)>,
+        ),
+    ) {
+        let name_eq = matchers.iter().find_map(|m| match &m.op {
+            MatchOp::Equal(v) if m.name == crate::labels::METRIC_NAME => Some(v.as_str()),
+            _ => None,
+        });
+        let mut visit = |id: SeriesId| {
+            let Some(Some(s)) = self.series.get(id as usize) else {
+                return;
+            };
+            if !matchers.iter().all(|m| m.matches(&s.labels)) {
+                return;
+            }
+            let lo = s.samples.partition_point(|&(t, _)| t < start);
+            let hi = s.samples.partition_point(|&(t, _)| t <= end);
+            f(id, &s.labels, s.samples.range(lo..hi));
+        };
+        match name_eq {
+            Some(name) => {
+                if let Some(ids) = self.by_name.get(name) {
+                    ids.iter().for_each(|&id| visit(id));
+                }
+            }
+            None => (0..self.series.len() as SeriesId).for_each(visit),
+        }
+    }
+
     /// Drop series whose newest sample is older than retention, or whose newest
     /// sample is a stale marker older than the 5m lookback. Returns how many.
     pub fn gc(&mut self, now: TimestampMs) -> usize {

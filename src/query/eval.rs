@@ -1,0 +1,275 @@
+//! Instant evaluation of a plan against the store, at one timestamp.
+//!
+//! Owns selector semantics (5m lookback closed on both ends as in Prometheus
+//! 2.42, stale markers, `offset`, closed range windows), the internal value
+//! representation, and dispatch to functions, aggregations and operators.
+//! Label sets are shared with the store (`Arc`) and the metric name is dropped
+//! lazily, so a tick over many series clones labels only for its output.
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use super::compile::{Func, Node, Selector};
+use super::{aggregate, binary, functions, EvalError, RangeSeries, Sample, Value, LOOKBACK_MS};
+use crate::clock::TimestampMs;
+use crate::labels::{Labels, METRIC_NAME};
+use crate::store::{is_stale_nan, Store};
+
+/// One element of an instant vector. `drop_name` hides `__name__` without
+/// copying the label set.
+#[derive(Debug, Clone)]
+pub(crate) struct Elem {
+    pub labels: Arc<Labels>,
+    pub drop_name: bool,
+    pub value: f64,
+}
+
+impl Elem {
+    pub fn new(labels: Arc<Labels>, value: f64) -> Self {
+        Elem {
+            labels,
+            drop_name: false,
+            value,
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        if self.drop_name && name == METRIC_NAME {
+            return None;
+        }
+        self.labels.get(name)
+    }
+
+    /// Labels as seen by PromQL (without the name once it was dropped).
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        let drop = self.drop_name;
+        self.labels
+            .iter()
+            .filter(move |(k, _)| !(drop && *k == METRIC_NAME))
+    }
+
+    pub fn to_labels(&self) -> Labels {
+        if self.drop_name && self.labels.metric_name().is_some() {
+            self.labels.without_metric_name()
+        } else {
+            (*self.labels).clone()
+        }
+    }
+
+    /// Same element with the metric name dropped and a new value.
+    pub fn with_value_no_name(&self, value: f64) -> Elem {
+        Elem {
+            labels: self.labels.clone(),
+            drop_name: true,
+            value,
+        }
+    }
+}
+
+/// One series of a range vector (stale markers already removed).
+#[derive(Debug, Clone)]
+pub(crate) struct MSeries {
+    pub labels: Arc<Labels>,
+    pub samples: Vec<(TimestampMs, f64)>,
+}
+
+/// Internal value of a node.
+#[derive(Debug, Clone)]
+pub(crate) enum Val {
+    Scalar(f64),
+    Vector(Vec<Elem>),
+    Matrix(Vec<MSeries>),
+    Str(String),
+}
+
+impl Val {
+    pub fn into_public(self) -> Value {
+        match self {
+            Val::Scalar(x) => Value::Scalar(x),
+            Val::Str(s) => Value::String(s),
+            Val::Vector(v) => Value::Vector(
+                v.iter()
+                    .map(|e| Sample {
+                        labels: e.to_labels(),
+                        value: e.value,
+                    })
+                    .collect(),
+            ),
+            Val::Matrix(m) => Value::Matrix(
+                m.into_iter()
+                    .map(|s| RangeSeries {
+                        labels: (*s.labels).clone(),
+                        samples: s.samples,
+                    })
+                    .collect(),
+            ),
+        }
+    }
+
+    fn type_name(&self) -> &'static str {
+        match self {
+            Val::Scalar(_) => "scalar",
+            Val::Vector(_) => "instant vector",
+            Val::Matrix(_) => "range vector",
+            Val::Str(_) => "string",
+        }
+    }
+}
+
+/// Error out if two elements have the same label set (after a name drop), as
+/// Prometheus does ("vector cannot contain metrics with the same labelset").
+pub(crate) fn check_unique(v: &[Elem]) -> Result<(), EvalError> {
+    // Without a dropped name every element is a distinct store series.
+    if v.len() < 2 || !v.iter().any(|e| e.drop_name) {
+        return Ok(());
+    }
+    let mut seen: HashSet<Vec<(&str, &str)>> = HashSet::with_capacity(v.len());
+    for e in v {
+        if !seen.insert(e.iter().collect()) {
+            return Err(EvalError(
+                "vector cannot contain metrics with the same labelset".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub(crate) struct Evaluator<'s> {
+    store: &'s Store,
+    pub at: TimestampMs,
+}
+
+impl<'s> Evaluator<'s> {
+    pub fn new(store: &'s Store, at: TimestampMs) -> Self {
+        Evaluator { store, at }
+    }
+
+    pub fn eval(&self, n: &Node) -> Result<Val, EvalError> {
+        match n {
+            Node::Number(x) => Ok(Val::Scalar(*x)),
+            Node::Str(s) => Ok(Val::Str(s.clone())),
+            Node::Instant(sel) => Ok(Val::Vector(self.instant(sel, |_, v| v))),
+            Node::Range(sel, range) => Ok(Val::Matrix(self.range(sel, *range))),
+            Node::Neg(e) => match self.eval(e)? {
+                Val::Scalar(x) => Ok(Val::Scalar(-x)),
+                Val::Vector(v) => {
+                    let out: Vec<Elem> = v.iter().map(|e| e.with_value_no_name(-e.value)).collect();
+                    check_unique(&out)?;
+                    Ok(Val::Vector(out))
+                }
+                other => Err(EvalError(format!("unary minus on a {}", other.type_name()))),
+            },
+            Node::Call(f, args) => self.call(*f, args),
+            Node::Aggregate {
+                op,
+                param,
+                grouping,
+                expr,
+            } => {
+                let param = match param {
+                    Some(p) => Some(self.eval(p)?),
+                    None => None,
+                };
+                let input = self.vector(expr)?;
+                aggregate::aggregate(*op, param, grouping, input).map(Val::Vector)
+            }
+            Node::Binary {
+                op,
+                lhs,
+                rhs,
+                matching,
+                return_bool,
+            } => {
+                let l = self.eval(lhs)?;
+                let r = self.eval(rhs)?;
+                binary::binary(*op, l, r, matching, *return_bool)
+            }
+        }
+    }
+
+    /// Evaluate a node that must give an instant vector.
+    pub fn vector(&self, n: &Node) -> Result<Vec<Elem>, EvalError> {
+        match self.eval(n)? {
+            Val::Vector(v) => Ok(v),
+            other => Err(EvalError(format!(
+                "expected instant vector, got {}",
+                other.type_name()
+            ))),
+        }
+    }
+
+    /// Evaluate a node that must give a scalar.
+    pub fn scalar(&self, n: &Node) -> Result<f64, EvalError> {
+        match self.eval(n)? {
+            Val::Scalar(x) => Ok(x),
+            other => Err(EvalError(format!(
+                "expected scalar, got {}",
+                other.type_name()
+            ))),
+        }
+    }
+
+    /// Instant selector: the newest sample in `[t - 5m, t]` (t = at - offset),
+    /// unless it is a stale marker. `value` maps (sample time, value) to the
+    /// element value (used by `timestamp()`).
+    pub fn instant(&self, sel: &Selector, value: impl Fn(TimestampMs, f64) -> f64) -> Vec<Elem> {
+        let t = self.at - sel.offset_ms;
+        let mut out = Vec::new();
+        self.store.select_each(
+            &sel.matchers,
+            t - LOOKBACK_MS,
+            t,
+            |_, labels, mut samples| {
+                if let Some(&(st, v)) = samples.next_back() {
+                    if !is_stale_nan(v) {
+                        out.push(Elem::new(labels.clone(), value(st, v)));
+                    }
+                }
+            },
+        );
+        out
+    }
+
+    /// Range selector: samples in the closed window `[t - range, t]`, stale
+    /// markers removed; series left without samples are omitted.
+    pub fn range(&self, sel: &Selector, range_ms: i64) -> Vec<MSeries> {
+        let t = self.at - sel.offset_ms;
+        let mut out = Vec::new();
+        self.store
+            .select_each(&sel.matchers, t - range_ms, t, |_, labels, samples| {
+                let samples: Vec<(TimestampMs, f64)> = samples
+                    .filter(|(_, v)| !is_stale_nan(*v))
+                    .copied()
+                    .collect();
+                if !samples.is_empty() {
+                    out.push(MSeries {
+                        labels: labels.clone(),
+                        samples,
+                    });
+                }
+            });
+        out
+    }
+
+    fn call(&self, f: Func, args: &[Node]) -> Result<Val, EvalError> {
+        functions::call(self, f, args)
+    }
+}
+
+/// See [`super::Query::selects_stale`].
+pub(crate) fn selector_is_stale(store: &Store, sel: &Selector, at: TimestampMs) -> bool {
+    let t = at - sel.offset_ms;
+    let mut stale = false;
+    store.select_each(
+        &sel.matchers,
+        t - store.retention_ms(),
+        t,
+        |_, _, mut samples| {
+            if let Some(&(st, v)) = samples.next_back() {
+                if is_stale_nan(v) || st < t - LOOKBACK_MS {
+                    stale = true;
+                }
+            }
+        },
+    );
+    stale
+}

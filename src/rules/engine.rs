@@ -41,6 +41,32 @@ impl QueryOutcome {
     }
 }
 
+impl super::load::RuleQuery {
+    /// Evaluate a local query against the store; `None` for a remote-source
+    /// query (the agent asks that source and maps its answer itself).
+    pub fn eval_local(&self, store: &crate::store::Store, at: TimestampMs) -> Option<QueryOutcome> {
+        let q = self.local.as_ref()?;
+        let result = q.eval_vector(store, at);
+        // Only an empty answer needs the staleness probe.
+        let stale = matches!(&result, Ok(v) if v.is_empty()) && q.selects_stale(store, at);
+        Some(QueryOutcome::from_eval(result, stale))
+    }
+}
+
+impl Rule {
+    /// Outcomes of all local queries of this rule at `at`.
+    pub fn eval_local_queries(
+        &self,
+        store: &crate::store::Store,
+        at: TimestampMs,
+    ) -> BTreeMap<String, QueryOutcome> {
+        self.queries
+            .iter()
+            .filter_map(|q| q.eval_local(store, at).map(|o| (q.name.clone(), o)))
+            .collect()
+    }
+}
+
 /// Why a rule had no data.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "kind", content = "error")]

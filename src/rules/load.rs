@@ -355,17 +355,16 @@ impl Loader<'_> {
                 continue;
             }
             match q {
-                RawQuery::Local(expr) => match crate::query::compile(expr) {
+                RawQuery::Local(expr) => match instant_type(expr)
+                    .and_then(|()| crate::query::compile(expr).map_err(|e| e.to_string()))
+                {
                     Ok(c) => queries.push(RuleQuery {
                         name: name.clone(),
                         expr: expr.clone(),
                         source: None,
                         local: Some(c),
                     }),
-                    Err(e) => src.error(
-                        &qp,
-                        format!("{what}: query {name}: {}", one_line(&e.to_string())),
-                    ),
+                    Err(e) => src.error(&qp, format!("{what}: query {name}: {}", one_line(&e))),
                 },
                 RawQuery::Remote(r) => {
                     if !self.ctx.sources.contains(&r.source) {
@@ -379,8 +378,8 @@ impl Loader<'_> {
                         );
                     }
                     // The remote server evaluates it; we only check the syntax.
-                    match promql_parser::parser::parse(&r.expr) {
-                        Ok(_) => queries.push(RuleQuery {
+                    match instant_type(&r.expr) {
+                        Ok(()) => queries.push(RuleQuery {
                             name: name.clone(),
                             expr: r.expr.clone(),
                             source: Some(r.source.clone()),
@@ -388,7 +387,7 @@ impl Loader<'_> {
                         }),
                         Err(e) => src.error(
                             &qp.key("expr"),
-                            format!("{what}: query {name}: parse error: {}", one_line(&e)),
+                            format!("{what}: query {name}: {}", one_line(&e)),
                         ),
                     }
                 }
@@ -712,6 +711,19 @@ fn known(names: &BTreeSet<String>) -> String {
             "known: {}",
             names.iter().cloned().collect::<Vec<_>>().join(", ")
         )
+    }
+}
+
+/// A rule needs one value per label set: the expression must be an instant
+/// vector or a scalar, which the parser knows without evaluating.
+fn instant_type(expr: &str) -> Result<(), String> {
+    use promql_parser::parser::value::ValueType;
+    let ast = promql_parser::parser::parse(expr).map_err(|e| format!("parse error: {e}"))?;
+    match ast.value_type() {
+        ValueType::Vector | ValueType::Scalar => Ok(()),
+        t => Err(format!(
+            "the expression is a {t}; a rule query must give an instant vector or a scalar"
+        )),
     }
 }
 

@@ -474,3 +474,24 @@ fn unsupported_kind_names_provider_capabilities() {
         "r.yaml:7:25: rule \"r\": action: target \"hook\"'s provider does not support redeploy (supported: scale_out)"
     );
 }
+
+#[test]
+fn local_queries_map_to_outcomes_through_the_store() {
+    use crate::store::Store;
+    let r = rule("        queries:\n          up: 'up{job=\"demo\"}'\n          other: 'nothing_here'\n        when: up == 0\n        action: { kind: failover, target: app, instance: '{{ labels.instance }}' }\n");
+    let mut store = Store::new();
+    let a = Labels::new([("__name__", "up"), ("job", "demo"), ("instance", "a:1")]);
+    let id = store.append(&a, 1_000, 0.0);
+    let out = r.eval_local_queries(&store, 2_000);
+    assert_eq!(
+        out["up"],
+        QueryOutcome::Ok(vec![s(
+            &[("__name__", "up"), ("instance", "a:1"), ("job", "demo")],
+            0.0
+        )])
+    );
+    assert_eq!(out["other"], QueryOutcome::Missing);
+    store.mark_stale(id, 3_000);
+    let out = r.eval_local_queries(&store, 4_000);
+    assert_eq!(out["up"], QueryOutcome::Stale);
+}

@@ -315,7 +315,7 @@ impl Rule {
         } else {
             state.last_no_data = None;
             let joined = join(&results);
-            let mut seen: HashMap<Labels, ()> = HashMap::new();
+            let mut seen: std::collections::BTreeSet<Labels> = std::collections::BTreeSet::new();
             for (labels, values) in joined {
                 let cond = self.condition(&values);
                 let inst = state
@@ -335,12 +335,12 @@ impl Rule {
                         state.last_error = Some(e);
                     }
                 }
-                seen.insert(labels, ());
+                seen.insert(labels);
             }
             // Instances whose series are gone while the query still returns
             // others: the condition no longer holds for them (Prometheus resolves).
             for (labels, inst) in state.instances.iter_mut() {
-                if !seen.contains_key(labels) {
+                if !seen.contains(labels) {
                     inst.step(false, now, for_ms, keep_ms);
                 }
             }

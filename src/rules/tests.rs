@@ -495,3 +495,25 @@ fn local_queries_map_to_outcomes_through_the_store() {
     let out = r.eval_local_queries(&store, 4_000);
     assert_eq!(out["up"], QueryOutcome::Stale);
 }
+
+#[test]
+fn nan_safe_idle_condition_of_the_shipped_rules() {
+    let r = rule("        queries: { p99: 'sum(up)', rps: 'sum(up)' }\n        when: rps < 2 && !(p99 >= 0.1)\n        action: { kind: scale_in, target: app }\n");
+    let mut st = RuleState::default();
+    let vals = |p99: f64, rps: f64| {
+        BTreeMap::from([
+            ("p99".to_string(), ok(vec![s(&[], p99)])),
+            ("rps".to_string(), ok(vec![s(&[], rps)])),
+        ])
+    };
+    assert_eq!(
+        r.evaluate(&mut st, &vals(f64::NAN, 0.0), 0).decisions.len(),
+        1,
+        "idle: NaN p99"
+    );
+    assert!(r.evaluate(&mut st, &vals(0.2, 0.0), 1).decisions.is_empty());
+    assert!(r
+        .evaluate(&mut st, &vals(0.05, 5.0), 2)
+        .decisions
+        .is_empty());
+}

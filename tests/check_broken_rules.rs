@@ -80,7 +80,7 @@ fn every_error_is_reported_at_once_with_its_position() {
 #[test]
 fn every_fixture_file_contributes_an_error() {
     let got = got(rules::check(Path::new(CONFIG)));
-    for entry in std::fs::read_dir(format!("{R}")).unwrap() {
+    for entry in std::fs::read_dir(R).unwrap() {
         let name = entry.unwrap().file_name().to_string_lossy().to_string();
         assert!(
             got.iter().any(|g| g.starts_with(&format!("{R}{name}:"))),

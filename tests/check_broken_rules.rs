@@ -14,7 +14,7 @@ const EXPECTED: &[&str] = &[
     "03_durations.yaml:3:15: group \"durations\": interval: invalid duration \"5 seconds\": missing unit (ms, s, m, h, d, w, y)",
     "03_durations.yaml:9:14: rule \"bad-for\": for: invalid duration \"30\": missing unit (ms, s, m, h, d, w, y)",
     "03_durations.yaml:10:26: rule \"bad-for\": keep_firing_for: invalid duration \"1fortnight\": unknown unit \"fortnight\" (ms, s, m, h, d, w, y)",
-    "04_when.yaml:8:15: rule \"typo-in-when\": when: unknown variable \"p98\" (queries are: p99, rps)",
+    "04_when.yaml:8:26: rule \"typo-in-when\": when: unknown variable \"p98\" (queries are: p99, rps)",
     "04_when.yaml:13:15: rule \"broken-when\": when: Found an unmatched opening parenthesis '('.",
     "05_promql.yaml:6:16: rule \"bad-promql\": query rps: parse error: unclosed left parenthesis",
     "05_promql.yaml:8:29: rule \"bad-promql\": query remote: unknown source \"nowhere\" (known: prom)",

@@ -539,6 +539,18 @@ fn compile_target(
             format!("{what}: min ({min}) is greater than max ({max})"),
         );
     }
+    if let ProviderConfig::Process(p) = &provider {
+        if let Some(n) = p.initial_replicas {
+            if n < min || n > max {
+                src.error(
+                    &path.key("process").key("initial_replicas"),
+                    format!(
+                        "{what}: process.initial_replicas ({n}) is outside min..max ({min}..{max})"
+                    ),
+                );
+            }
+        }
+    }
     Some(TargetConfig {
         name: name.to_string(),
         min,

@@ -194,3 +194,25 @@ fn api_token_from_file_is_hidden_and_relative() {
     };
     assert_eq!((e[0].line, e[0].column), (2, 14));
 }
+
+#[test]
+fn exactly_the_providers_block_must_be_present() {
+    let e = errs(
+        "targets:\n  a:\n    provider: process\n    max: 3\n    process: { command: [x], ports: 1-2, initial_replicas: 5 }\n    webhook: { url: \"http://x\" }\n  b:\n    provider: webhook\n    webhook: { url: \"ftp://x\" }\n    process: { command: [x], ports: 1-2 }\n",
+    );
+    assert_eq!(
+        e,
+        vec![
+            "conf/homeostat.yaml:5:60: target \"a\": process.initial_replicas (5) is outside min..max (1..3)",
+            "conf/homeostat.yaml:6:14: target \"a\": a webhook block on a process target",
+            "conf/homeostat.yaml:9:21: target \"b\": webhook.url \"ftp://x\" must start with http:// or https://",
+            "conf/homeostat.yaml:10:14: target \"b\": a process block on a webhook target",
+        ]
+    );
+    let e =
+        errs("targets:\n  a:\n    provider: process\n    process: { command: [x], ports: 1-2 }\n");
+    assert_eq!(
+        e,
+        vec!["conf/homeostat.yaml:3:5: target \"a\": max is required for a process target"]
+    );
+}

@@ -150,6 +150,30 @@ impl SourceFile {
         }
     }
 
+    /// Position of the identifier `word` inside the scalar at `path`, when the
+    /// scalar starts on a line that contains it (plain or quoted one-line
+    /// values); otherwise the scalar's own position.
+    pub fn locate_word(&self, path: &YPath, word: &str) -> (usize, usize) {
+        let (line, col) = self.locate(path);
+        let text = self.text.lines().nth(line.saturating_sub(1)).unwrap_or("");
+        let start: usize = text
+            .char_indices()
+            .nth(col.saturating_sub(1))
+            .map_or(text.len(), |(b, _)| b);
+        let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+        let mut from = start;
+        while let Some(off) = text[from..].find(word) {
+            let b = from + off;
+            let before_ok = !text[..b].chars().next_back().is_some_and(is_ident);
+            let after_ok = !text[b + word.len()..].chars().next().is_some_and(is_ident);
+            if before_ok && after_ok {
+                return (line, text[..b].chars().count() + 1);
+            }
+            from = b + word.len();
+        }
+        (line, col)
+    }
+
     /// Record an error about the key of the entry at `path`.
     pub fn key_error(&mut self, path: &YPath, message: impl Into<String>) {
         let (line, column) = self.locate_key(path);
@@ -397,6 +421,17 @@ mod tests {
             .unwrap_err();
         let l = e.location().unwrap();
         assert_eq!((l.line(), l.column()), (3, 8));
+    }
+
+    #[test]
+    fn locates_words_inside_one_line_scalars() {
+        let f = SourceFile::new("t.yaml", "when: rps > 5 && p98 > 1 && p9\nb: >-\n  p98\n");
+        let p = YPath::root().key("when");
+        assert_eq!(f.locate_word(&p, "p98"), (1, 18));
+        assert_eq!(f.locate_word(&p, "p9"), (1, 29), "whole identifiers only");
+        assert_eq!(f.locate_word(&p, "zz"), (1, 7));
+        // block scalar: the word is not on the indicator's line
+        assert_eq!(f.locate_word(&YPath::root().key("b"), "p98"), (2, 4));
     }
 
     #[test]

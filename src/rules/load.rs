@@ -412,8 +412,10 @@ impl Loader<'_> {
                     unknown.sort();
                     unknown.dedup();
                     for v in &unknown {
-                        src.error(
-                            &rp.key("when"),
+                        let (line, column) = src.locate_word(&rp.key("when"), v);
+                        src.error_at(
+                            line,
+                            column,
                             format!(
                                 "{what}: when: unknown variable {v:?} (queries are: {})",
                                 if query_names.is_empty() {

@@ -3,7 +3,18 @@
 //!
 //! Input is the outcome of each named query; output is the decisions of every
 //! firing instance plus a status snapshot. Time is an argument: nothing here
-//! reads the clock or the store.
+//! reads the clock. (The `eval_local*` helpers read the store for the agent.)
+//!
+//! Semantics, for the rule author:
+//! - Instances come from [`join`]: queries with several results decide the
+//!   label sets; single results apply wherever their labels do not contradict.
+//! - An instance whose series disappear while the rule still has data is
+//!   treated as "condition false" (it resolves, after `keep_firing_for`).
+//! - If any query is missing, stale or failed, `on_no_data` decides for every
+//!   known instance: `hold` (no transition, no decision), `resolve` (false) or
+//!   `fire` (true; an instance with empty labels is created if none exists).
+//!   Whatever it says, no-data never yields a `scale_in` or `scale` decision.
+//! - A `when` that fails to evaluate changes nothing and is shown as last_error.
 use std::collections::{BTreeMap, HashMap};
 
 use evalexpr::{ContextWithMutableVariables, HashMapContext, Value};
@@ -154,6 +165,8 @@ impl Instance {
 /// The state of one rule across evaluations.
 #[derive(Debug, Clone, Default)]
 pub struct RuleState {
+    /// What the state was computed for: a changed rule starts afresh.
+    fingerprint: String,
     instances: BTreeMap<Labels, Instance>,
     last_eval: Option<TimestampMs>,
     last_no_data: Option<String>,
@@ -250,6 +263,15 @@ impl Rule {
     ) -> Evaluation {
         let for_ms = self.for_.as_millis() as i64;
         let keep_ms = self.keep_firing_for.as_millis() as i64;
+        let fp = self.fingerprint();
+        if state.fingerprint != fp {
+            // New rule, or reloaded with other queries/condition/timing:
+            // pending timers of the old definition do not carry over.
+            *state = RuleState {
+                fingerprint: fp,
+                ..RuleState::default()
+            };
+        }
         state.last_eval = Some(now);
         state.last_error = None;
 
@@ -360,6 +382,27 @@ impl Rule {
             decisions,
             status: state.status(self),
         }
+    }
+
+    /// Identity of what the state machine depends on (Prometheus keeps alert
+    /// state across reloads only for unchanged rules).
+    fn fingerprint(&self) -> String {
+        let mut f = format!(
+            "{}\u{0}{}\u{0}{}\u{0}{}",
+            self.when_text,
+            self.for_.as_millis(),
+            self.keep_firing_for.as_millis(),
+            self.action.kind
+        );
+        for q in &self.queries {
+            f.push('\u{0}');
+            f.push_str(&q.name);
+            f.push('=');
+            f.push_str(q.source.as_deref().unwrap_or(""));
+            f.push(':');
+            f.push_str(&q.expr);
+        }
+        f
     }
 
     fn condition(&self, values: &BTreeMap<String, f64>) -> Result<bool, String> {
@@ -519,6 +562,24 @@ impl Engine {
     ) -> Evaluation {
         let state = self.states.entry(rule.name.clone()).or_default();
         rule.evaluate(state, outcomes, now)
+    }
+
+    /// Evaluate every rule of a group, in order, with the outcomes `outcomes`
+    /// gives for each rule (the agent evaluates local and remote queries).
+    pub fn evaluate_group(
+        &mut self,
+        group: &super::load::RuleGroup,
+        now: TimestampMs,
+        mut outcomes: impl FnMut(&Rule) -> BTreeMap<String, QueryOutcome>,
+    ) -> Vec<Evaluation> {
+        group
+            .rules
+            .iter()
+            .map(|r| {
+                let o = outcomes(r);
+                self.evaluate(r, &o, now)
+            })
+            .collect()
     }
 
     /// After a reload: drop the state of rules that no longer exist.

@@ -517,3 +517,21 @@ fn nan_safe_idle_condition_of_the_shipped_rules() {
         .decisions
         .is_empty());
 }
+
+#[test]
+fn a_changed_rule_starts_afresh_after_reload() {
+    let yaml = |when: &str| {
+        format!("groups:\n  - name: g\n    rules:\n      - name: r\n        queries: {{ x: 'sum(up)' }}\n        when: {when}\n        for: 10s\n        action: {{ kind: scale_out, target: app }}\n")
+    };
+    let old = load(&yaml("x > 1")).unwrap();
+    let new = load(&yaml("x > 2")).unwrap();
+    let mut eng = Engine::new();
+    eng.evaluate_group(&old.groups[0], 0, |_| one("x", 5.0));
+    eng.retain(&new);
+    let e = eng.evaluate_group(&new.groups[0], 10_000, |_| one("x", 5.0));
+    assert!(
+        e[0].decisions.is_empty(),
+        "pending timer of the old definition carried over"
+    );
+    assert_eq!(e[0].status.instances[0].active_since, 10_000);
+}

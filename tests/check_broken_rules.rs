@@ -20,7 +20,7 @@ const EXPECTED: &[&str] = &[
     "05_promql.yaml:8:29: rule \"bad-promql\": query remote: unknown source \"nowhere\" (known: prom)",
     "05_promql.yaml:9:11: rule \"bad-promql\": query name \"bad-name\" is not an identifier ([A-Za-z_][A-Za-z0-9_]*)",
     "05_promql.yaml:14:16: rule \"range-vector-query\": query raw: the expression is a matrix; a rule query must give an instant vector or a scalar",
-    "05_promql.yaml:19:17: rule \"subquery\": query peak: subquery is not supported by homeostat's evaluator",
+    "05_promql.yaml:19:17: rule \"at-modifier\": query peak: `@` modifier is not supported by homeostat's evaluator",
     "06_actions.yaml:7:44: rule \"unknown-target\": action: unknown target \"nope\" (known: app, hook)",
     "06_actions.yaml:12:11: rule \"scale-without-metric\": action: scale needs metric (a query name)",
     "06_actions.yaml:14:25: rule \"scale-without-metric\": action: target_value must be > 0 (got 0)",

@@ -1,8 +1,47 @@
 //! The agent's config file: raw serde structs → `compile()` → runtime config.
 //!
 //! Owns parsing and validation of `homeostat.yaml` (DESIGN.md §6); every error
-//! carries file:line:column. Must not start anything.
+//! carries file:line:column. Must not start anything, open sockets or read
+//! the clock; the only I/O is reading the config file and the API token file.
 use std::time::Duration;
+
+mod compile;
+pub mod raw;
+mod secret;
+pub mod yamlpos;
+
+pub use compile::*;
+pub use secret::ApiToken;
+pub use yamlpos::{Diagnostic, SourceFile, YPath};
+
+/// Parse a byte size: `16MiB`, `512KiB`, `1GB`, `1000` (bytes).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    if num.is_empty() {
+        return Err(format!(
+            "invalid size {s:?}: expected a number such as 16MiB"
+        ));
+    }
+    let n: u64 = num.parse().map_err(|_| format!("invalid size {s:?}"))?;
+    let mult: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KB" | "kB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        u => {
+            return Err(format!(
+                "invalid size {s:?}: unknown unit {u:?} (B, KB, MB, GB, KiB, MiB, GiB)"
+            ))
+        }
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("invalid size {s:?}: too large"))
+}
 
 /// Parse a Prometheus-style duration: `1h30m`, `10s`, `500ms`, `2d`, `1w`, `0s`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -58,6 +97,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 #[cfg(test)]
+mod tests_config;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -69,5 +111,14 @@ mod tests {
         assert!(parse_duration("10").is_err());
         assert!(parse_duration("5x").is_err());
         assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("16MiB"), Ok(16 << 20));
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert_eq!(parse_size("2KB"), Ok(2000));
+        assert!(parse_size("MiB").is_err());
+        assert!(parse_size("3 parsecs").is_err());
     }
 }

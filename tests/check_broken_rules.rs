@@ -1,0 +1,175 @@
+//! `check` on the broken fixtures: every error, with its exact position, at once.
+use std::path::Path;
+
+use homeostat::actions::ActionKind;
+use homeostat::rules;
+
+const CONFIG: &str = "tests/fixtures/broken/homeostat.yaml";
+const R: &str = "tests/fixtures/broken/rules/";
+
+/// Every error in tests/fixtures/broken/rules, in the order `check` sorts them.
+const EXPECTED: &[&str] = &[
+    "01_bad_yaml.yaml:6:9: did not find expected ',' or '}', while parsing a flow mapping",
+    "02_unknown_field.yaml:7:9: rule \"typo\": unknown field `whenn`, expected one of `name`, `description`, `queries`, `when`, `for`, `keep_firing_for`, `cooldown`, `on_no_data`, `mode`, `approval`, `action`, `labels`, `annotations`, `trigger`",
+    "03_durations.yaml:3:15: group \"durations\": interval: invalid duration \"5 seconds\": missing unit (ms, s, m, h, d, w, y)",
+    "03_durations.yaml:9:14: rule \"bad-for\": for: invalid duration \"30\": missing unit (ms, s, m, h, d, w, y)",
+    "03_durations.yaml:10:26: rule \"bad-for\": keep_firing_for: invalid duration \"1fortnight\": unknown unit \"fortnight\" (ms, s, m, h, d, w, y)",
+    "04_when.yaml:8:26: rule \"typo-in-when\": when: unknown variable \"p98\" (queries are: p99, rps)",
+    "04_when.yaml:13:15: rule \"broken-when\": when: Found an unmatched opening parenthesis '('.",
+    "05_promql.yaml:6:16: rule \"bad-promql\": query rps: parse error: unclosed left parenthesis",
+    "05_promql.yaml:8:29: rule \"bad-promql\": query remote: unknown source \"nowhere\" (known: prom)",
+    "05_promql.yaml:9:11: rule \"bad-promql\": query name \"bad-name\" is not an identifier ([A-Za-z_][A-Za-z0-9_]*)",
+    "05_promql.yaml:14:16: rule \"range-vector-query\": query raw: the expression is a matrix; a rule query must give an instant vector or a scalar",
+    "05_promql.yaml:19:17: rule \"at-modifier\": query peak: `@` modifier is not supported by homeostat's evaluator",
+    "06_actions.yaml:7:44: rule \"unknown-target\": action: unknown target \"nope\" (known: app, hook)",
+    "06_actions.yaml:12:11: rule \"scale-without-metric\": action: scale needs metric (a query name)",
+    "06_actions.yaml:14:25: rule \"scale-without-metric\": action: target_value must be > 0 (got 0)",
+    "06_actions.yaml:18:54: rule \"bad-step\": action: step must be ≥ 1",
+    "06_actions.yaml:18:65: rule \"bad-step\": action: metric does not apply to scale_in",
+    "06_actions.yaml:22:17: rule \"failover-without-instance\": action: failover needs instance (e.g. \"{{ labels.instance }}\")",
+    "06_actions.yaml:26:25: rule \"unknown-kind\": action.kind: unknown variant `reboot`, expected one of `scale_out`, `scale_in`, `scale`, `failover`, `circuit_break`, `redeploy`",
+    "07_templates.yaml:8:20: rule \"unknown-template-name\": annotations.summary: unknown template name \"error_rate\" (use a query name: err, or labels.<name>)",
+    "07_templates.yaml:9:20: rule \"unknown-template-name\": annotations.runbook: unclosed {{ in \"see {{ labels.instance\"",
+    "07_templates.yaml:13:21: rule \"unknown-template-name\": action: instance: unknown template name \"instance\" (use a query name: err, or labels.<name>)",
+    "08_duplicates.yaml:2:11: group \"when\": duplicate group name (first defined at tests/fixtures/broken/rules/04_when.yaml:2:11)",
+    "08_duplicates.yaml:4:15: rule \"typo-in-when\": duplicate rule name (first defined at tests/fixtures/broken/rules/04_when.yaml:4:15)",
+    "08_duplicates.yaml:9:18: rule \"alertmanager\": trigger: Alertmanager triggers are not supported yet; use queries and when",
+];
+
+fn got(result: Result<rules::CheckSummary, Vec<homeostat::config::Diagnostic>>) -> Vec<String> {
+    match result {
+        Ok(s) => panic!("broken fixtures passed check: {s}"),
+        Err(d) => d.iter().map(|d| d.to_string()).collect(),
+    }
+}
+
+fn expected(extra: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = EXPECTED
+        .iter()
+        .chain(extra)
+        .map(|e| format!("{R}{e}"))
+        .collect();
+    v.sort_by_key(|s| {
+        // sort as check does: file, then line, then column (numerically)
+        let mut parts = s.splitn(4, ':');
+        let f = parts.next().unwrap_or("").to_string();
+        let l: usize = parts.next().and_then(|x| x.parse().ok()).unwrap_or(0);
+        let c: usize = parts.next().and_then(|x| x.parse().ok()).unwrap_or(0);
+        (f, l, c)
+    });
+    v
+}
+
+#[test]
+fn every_error_is_reported_at_once_with_its_position() {
+    let got = got(rules::check(Path::new(CONFIG)));
+    let want = expected(&[]);
+    for w in &want {
+        assert!(
+            got.contains(w),
+            "missing:\n  {w}\ngot:\n  {}",
+            got.join("\n  ")
+        );
+    }
+    for g in &got {
+        assert!(want.contains(g), "unexpected:\n  {g}");
+    }
+    assert_eq!(got, want, "order: by file, line, column");
+}
+
+#[test]
+fn every_fixture_file_contributes_an_error() {
+    let got = got(rules::check(Path::new(CONFIG)));
+    for entry in std::fs::read_dir(R).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().to_string();
+        assert!(
+            got.iter().any(|g| g.starts_with(&format!("{R}{name}:"))),
+            "{name} reported nothing"
+        );
+    }
+}
+
+#[test]
+fn unsupported_kind_is_rejected_with_the_provider_catalog() {
+    // The built-in providers support every kind; a catalog where the webhook
+    // target cannot redeploy shows the capability check.
+    let got = got(rules::check_with(Path::new(CONFIG), |cfg| {
+        let mut c = rules::catalog_for(cfg);
+        c.insert(
+            "hook".into(),
+            &[ActionKind::ScaleOut, ActionKind::ScaleIn][..],
+        );
+        c
+    }));
+    let want = expected(&[
+        "06_actions.yaml:30:25: rule \"redeploy-on-hook\": action: target \"hook\"'s provider does not support redeploy (supported: scale_out, scale_in)",
+    ]);
+    assert_eq!(got, want);
+}
+
+#[test]
+fn a_broken_config_is_reported_before_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("homeostat.yaml");
+    std::fs::write(
+        &cfg,
+        "rule_files: [nothing/*.yaml]\nscrape:\n  interval: 1s\n  timeout: 2s\n",
+    )
+    .unwrap();
+    let first = got(rules::check(&cfg));
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert!(
+        first[0].ends_with(
+            "homeostat.yaml:4:12: scrape.timeout (2s) must not exceed scrape.interval (1s)"
+        ),
+        "{first:?}"
+    );
+    std::fs::write(&cfg, "rule_files: [nothing/*.yaml]\n").unwrap();
+    let second = got(rules::check(&cfg));
+    assert!(
+        second[0].ends_with("homeostat.yaml:1:14: rule_files: \"nothing/*.yaml\" matches no files"),
+        "{second:?}"
+    );
+}
+
+#[test]
+fn shipped_rule_files_pass_check() {
+    let summary = match rules::check(Path::new("tests/fixtures/examples/homeostat.yaml")) {
+        Ok(s) => s,
+        Err(d) => panic!(
+            "{}",
+            d.iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
+        ),
+    };
+    assert_eq!(summary.rule_files, 4);
+    assert_eq!(summary.rules, 10);
+}
+
+#[test]
+fn demo_rules_are_fast_enough_for_a_two_minute_demo() {
+    let cfg = homeostat::config::load(Path::new("tests/fixtures/examples/homeostat.yaml")).unwrap();
+    let cat = rules::catalog_for(&cfg);
+    let set = rules::load_rules(&cfg, &cat).unwrap();
+    let demo = set.groups.iter().find(|g| g.name == "demo").unwrap();
+    assert!(demo.interval <= std::time::Duration::from_secs(2));
+    let kinds: Vec<ActionKind> = demo.rules.iter().map(|r| r.action.kind).collect();
+    for k in [
+        ActionKind::ScaleOut,
+        ActionKind::ScaleIn,
+        ActionKind::Failover,
+        ActionKind::CircuitBreak,
+    ] {
+        assert!(kinds.contains(&k), "demo lacks {k}");
+    }
+    for r in &demo.rules {
+        assert!(
+            r.for_ <= std::time::Duration::from_secs(20),
+            "{} waits too long",
+            r.name
+        );
+        assert_eq!(r.action.target, "demo");
+    }
+}

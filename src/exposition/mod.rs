@@ -18,6 +18,8 @@
 
 mod number;
 mod parser;
+#[cfg(test)]
+mod prometheus_verdicts;
 mod render;
 #[cfg(test)]
 mod tests;

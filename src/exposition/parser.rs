@@ -52,9 +52,12 @@ pub(super) fn parse(body: &[u8], format: Format) -> Result<Vec<ParsedSample>, Pa
             no: line_no,
         };
         if !om {
+            let first_len = l.b.len();
             let r = text_line(&mut l, &mut scratch)?;
-            // A label value may have run over newlines; continue after them.
-            line_no += l.b.iter().filter(|&&b| b == b'\n').count();
+            if l.b.len() != first_len {
+                // A label value ran over newlines; continue after them.
+                line_no += l.b.iter().filter(|&&b| b == b'\n').count();
+            }
             start += l.b.len() + 1;
             match r {
                 TextLine::Sample(s) => out.push(s),
@@ -98,8 +101,35 @@ pub(super) fn parse(body: &[u8], format: Format) -> Result<Vec<ParsedSample>, Pa
 /// The bytes from `start` up to the next `\n` (excluded) or the end.
 fn line_at(body: &[u8], start: usize) -> &[u8] {
     let rest = body.get(start..).unwrap_or_default();
-    let len = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
+    let len = find_newline(rest).unwrap_or(rest.len());
     &rest[..len]
+}
+
+/// Position of the first `\n`, eight bytes at a time (this scan touches every
+/// byte of the body, so it is worth not doing it byte by byte).
+pub(super) fn find_newline(s: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    const NL: u64 = LO * b'\n' as u64;
+    let mut chunks = s.chunks_exact(8);
+    let mut offset = 0;
+    for chunk in &mut chunks {
+        let Ok(bytes) = <[u8; 8]>::try_from(chunk) else {
+            break; // chunks_exact yields 8 bytes; never taken
+        };
+        // Bytes equal to '\n' become zero; the classic has-zero-byte test
+        // flags them, and the lowest flag is always a true zero byte.
+        let x = u64::from_le_bytes(bytes) ^ NL;
+        let found = x.wrapping_sub(LO) & !x & HI;
+        if found != 0 {
+            return Some(offset + (found.trailing_zeros() / 8) as usize);
+        }
+        offset += 8;
+    }
+    s.get(offset..)?
+        .iter()
+        .position(|&b| b == b'\n')
+        .map(|p| offset + p)
 }
 
 /// One line (without its line ending) and a cursor into it.

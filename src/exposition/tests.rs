@@ -503,6 +503,13 @@ fn error_display_names_line_and_column() {
 
 // ------------------------------------------------------------ properties
 
+proptest! {
+    #[test]
+    fn newline_search_matches_the_naive_one(s in prop::collection::vec(prop_oneof![Just(b'\n'), Just(0x8a_u8), Just(0x0b_u8), any::<u8>()], 0..40)) {
+        prop_assert_eq!(super::parser::find_newline(&s), s.iter().position(|&b| b == b'\n'));
+    }
+}
+
 fn label_name() -> impl Strategy<Value = String> {
     "[a-zA-Z_][a-zA-Z0-9_]{0,8}".prop_filter("reserved", |n| n != "__name__")
 }

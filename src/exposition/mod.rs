@@ -48,13 +48,10 @@ impl Format {
     /// The format announced by a response `Content-Type`; text 0.0.4 when absent
     /// or unknown, as Prometheus falls back.
     pub fn from_content_type(ct: Option<&str>) -> Format {
-        const OM: &[u8] = b"application/openmetrics-text";
-        match ct {
-            Some(c)
-                if c.as_bytes()
-                    .windows(OM.len())
-                    .any(|w| w.eq_ignore_ascii_case(OM)) =>
-            {
+        // As Prometheus: the media type (before any parameters), case-insensitive.
+        let media = ct.and_then(|c| c.split(';').next()).map(str::trim);
+        match media {
+            Some(m) if m.eq_ignore_ascii_case("application/openmetrics-text") => {
                 Format::OpenMetrics
             }
             _ => Format::Text004,

@@ -243,6 +243,14 @@ fn content_type_selects_format() {
         Format::Text004
     );
     assert_eq!(Format::from_content_type(None), Format::Text004);
+    assert_eq!(
+        Format::from_content_type(Some("text/plain; x=application/openmetrics-text")),
+        Format::Text004
+    );
+    assert_eq!(
+        Format::from_content_type(Some(" application/openmetrics-text ;version=0.0.1")),
+        Format::OpenMetrics
+    );
 }
 
 // ------------------------------------------------------------ OpenMetrics

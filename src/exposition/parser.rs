@@ -708,7 +708,12 @@ fn label_set_text<'a>(l: &mut Line<'a>, out: &mut Vec<RawLabel<'a>>) -> Result<(
             }
             Some(b) if is_label_start(b) => {}
             None => return Err(unclosed(l, open)),
-            Some(_) => return Err(l.err(l.i, format!("expected label name, found {}", l.found()))),
+            Some(_) => {
+                return Err(l.err(
+                    l.i,
+                    format!("expected label name or '}}', found {}", l.found()),
+                ))
+            }
         }
         label_pair(l, out, false)?;
         l.skip_ws();

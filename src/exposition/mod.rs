@@ -6,18 +6,27 @@
 //! OpenMetrics `_created`, `_total`, `_gcount` … are ordinary series under their
 //! own names. HELP/TYPE/UNIT lines are validated, not returned.
 //!
-//! Where Prometheus is lenient we are too (text format: free whitespace, trailing
-//! comma in label sets, missing final newline). Deliberate differences: `\r\n`
-//! line endings are accepted in both formats, unknown escapes in label values
-//! (`\t`) are errors as in the reference Go text parser, and a duplicate label
-//! name is a parse error. OpenMetrics is parsed as strictly as Prometheus's
-//! OpenMetrics parser (single spaces, no blank lines, no free comments, `# EOF`).
+//! The reference is what a Prometheus 2.42 scrape accepts and stores, checked
+//! probe by probe against a real 2.42.0 (see `prometheus_verdicts.rs`). So the
+//! text format is as lenient as Prometheus (free blanks between tokens, optional
+//! and trailing commas in label sets, missing final newline, a value glued to
+//! the name, raw newlines inside label values, unknown escapes such as `\t`
+//! kept verbatim) and as strict (no CRLF on sample lines, no blanks before a
+//! metric name, `# TYPE` text taken literally, duplicate label names).
+//! OpenMetrics is strict like Prometheus's OpenMetrics parser: single spaces, no
+//! blank lines or free comments, `# EOF` last, exemplars only on `_total` and
+//! `_bucket` series. One deliberate difference: OpenMetrics float-second
+//! timestamps are truncated to milliseconds from the exact decimal, not via a
+//! binary float (`1.001` is 1001 ms, where `int64(1.001*1000)` gives 1000);
+//! for epoch seconds of 2017–2036 with up to 3 decimals both agree.
 //!
 //! Malformed input yields a [`ParseError`] with a 1-based line and byte column;
 //! no input makes the parser panic (property-tested on arbitrary bytes).
 
 mod number;
 mod parser;
+#[cfg(test)]
+mod prometheus_verdicts;
 mod render;
 #[cfg(test)]
 mod tests;
@@ -39,13 +48,10 @@ impl Format {
     /// The format announced by a response `Content-Type`; text 0.0.4 when absent
     /// or unknown, as Prometheus falls back.
     pub fn from_content_type(ct: Option<&str>) -> Format {
-        const OM: &[u8] = b"application/openmetrics-text";
-        match ct {
-            Some(c)
-                if c.as_bytes()
-                    .windows(OM.len())
-                    .any(|w| w.eq_ignore_ascii_case(OM)) =>
-            {
+        // As Prometheus: the media type (before any parameters), case-insensitive.
+        let media = ct.and_then(|c| c.split(';').next()).map(str::trim);
+        match media {
+            Some(m) if m.eq_ignore_ascii_case("application/openmetrics-text") => {
                 Format::OpenMetrics
             }
             _ => Format::Text004,

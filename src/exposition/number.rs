@@ -172,9 +172,9 @@ pub(crate) fn parse_int_timestamp(tok: &[u8]) -> Result<i64, NumberError> {
 /// Parse an OpenMetrics timestamp (seconds, any float syntax) into milliseconds.
 ///
 /// Prometheus computes `int64(seconds * 1000)`, truncating toward zero. For plain
-/// decimals we truncate the exact decimal instead, so `1520879607.789` gives
-/// `...789` and not the `...788` that binary rounding can produce; other
-/// spellings go through the float path.
+/// decimals we truncate the exact decimal instead, so `1.001` gives 1001 ms and
+/// not the 1000 that binary rounding produces (for present-day epoch seconds
+/// both agree); other spellings go through the float path.
 pub(crate) fn parse_seconds_timestamp(tok: &[u8]) -> Result<i64, NumberError> {
     if let Some(ms) = exact_decimal_ms(tok) {
         return Ok(ms);
@@ -347,6 +347,7 @@ mod tests {
         assert_eq!(parse_seconds_timestamp(b"1.6e9"), Ok(1_600_000_000_000));
         assert_eq!(parse_seconds_timestamp(b"-1.5"), Ok(-1500));
         assert_eq!(parse_seconds_timestamp(b"0.0019"), Ok(1));
+        assert_eq!(parse_seconds_timestamp(b"1.001"), Ok(1001));
         assert_eq!(parse_seconds_timestamp(b"12"), Ok(12_000));
         assert_eq!(parse_seconds_timestamp(b"NaN"), Err(NumberError::NotFinite));
         assert_eq!(

@@ -40,28 +40,34 @@ pub(super) fn parse(body: &[u8], format: Format) -> Result<Vec<ParsedSample>, Pa
     let mut line_no = 0;
     while start < body.len() {
         line_no += 1;
-        let rest = &body[start..];
-        let len = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
         // A `\r` before the `\n` stays part of the line: Prometheus rejects CRLF
         // on sample lines (the value reads as "1\r") and so do we.
-        let line = &rest[..len];
-        let line_str = whole.and_then(|w| w.get(start..start + line.len()));
-        start += len + 1;
-        let l = Line {
-            b: line,
-            s: line_str,
+        let mut l = Line {
+            b: line_at(body, start),
+            body,
+            whole,
+            abs: start,
+            multiline: !om,
             i: 0,
             no: line_no,
         };
         if !om {
-            match text_line(l, &mut scratch)? {
+            let first_len = l.b.len();
+            let r = text_line(&mut l, &mut scratch)?;
+            if l.b.len() != first_len {
+                // A label value ran over newlines; continue after them.
+                line_no += l.b.iter().filter(|&&b| b == b'\n').count();
+            }
+            start += l.b.len() + 1;
+            match r {
                 TextLine::Sample(s) => out.push(s),
                 TextLine::Skip => {}
                 TextLine::End => return Ok(out),
             }
             continue;
         }
-        match om_line(l, &mut scratch)? {
+        start += l.b.len() + 1;
+        match om_line(&mut l, &mut scratch)? {
             OmLine::Sample(s) => out.push(s),
             OmLine::Meta => {}
             OmLine::Eof if start < body.len() => {
@@ -92,11 +98,51 @@ pub(super) fn parse(body: &[u8], format: Format) -> Result<Vec<ParsedSample>, Pa
     Ok(out)
 }
 
+/// The bytes from `start` up to the next `\n` (excluded) or the end.
+fn line_at(body: &[u8], start: usize) -> &[u8] {
+    let rest = body.get(start..).unwrap_or_default();
+    let len = find_newline(rest).unwrap_or(rest.len());
+    &rest[..len]
+}
+
+/// Position of the first `\n`, eight bytes at a time (this scan touches every
+/// byte of the body, so it is worth not doing it byte by byte).
+pub(super) fn find_newline(s: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    const NL: u64 = LO * b'\n' as u64;
+    let mut chunks = s.chunks_exact(8);
+    let mut offset = 0;
+    for chunk in &mut chunks {
+        let Ok(bytes) = <[u8; 8]>::try_from(chunk) else {
+            break; // chunks_exact yields 8 bytes; never taken
+        };
+        // Bytes equal to '\n' become zero; the classic has-zero-byte test
+        // flags them, and the lowest flag is always a true zero byte.
+        let x = u64::from_le_bytes(bytes) ^ NL;
+        let found = x.wrapping_sub(LO) & !x & HI;
+        if found != 0 {
+            return Some(offset + (found.trailing_zeros() / 8) as usize);
+        }
+        offset += 8;
+    }
+    s.get(offset..)?
+        .iter()
+        .position(|&b| b == b'\n')
+        .map(|p| offset + p)
+}
+
 /// One line (without its line ending) and a cursor into it.
 struct Line<'a> {
+    /// The line: `body[abs..abs + b.len()]`.
     b: &'a [u8],
-    /// The same line as `str`, when the whole body is valid UTF-8.
-    s: Option<&'a str>,
+    body: &'a [u8],
+    /// The whole body as `str`, when it is valid UTF-8.
+    whole: Option<&'a str>,
+    abs: usize,
+    /// Text format: a quoted label value may contain raw newlines, as
+    /// Prometheus's lexer allows; the line then grows to the next line end.
+    multiline: bool,
     i: usize,
     no: usize,
 }
@@ -117,7 +163,10 @@ impl<'a> Line<'a> {
     /// Bytes `start..end` of the line as `str`, or the offset of the first
     /// invalid UTF-8 byte.
     fn str_at(&self, start: usize, end: usize) -> Result<&'a str, usize> {
-        if let Some(t) = self.s.and_then(|s| s.get(start..end)) {
+        if let Some(t) = self
+            .whole
+            .and_then(|s| s.get(self.abs + start..self.abs + end))
+        {
             return Ok(t);
         }
         let raw = self.b.get(start..end).unwrap_or_default();
@@ -162,9 +211,16 @@ impl<'a> Line<'a> {
                 " (the line ends with \\r: CRLF line endings are not accepted, as in Prometheus)",
             );
         }
+        // Only a multi-line label value puts newlines inside `b`.
+        let before = self.b.get(..at).unwrap_or(self.b);
+        let newlines = before.iter().filter(|&&b| b == b'\n').count();
+        let line_start = before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |p| p + 1);
         ParseError {
-            line: self.no,
-            column: at + 1,
+            line: self.no + newlines,
+            column: at - line_start + 1,
             message,
         }
     }
@@ -270,7 +326,10 @@ enum TextLine {
     End,
 }
 
-fn text_line<'a>(mut l: Line<'a>, scratch: &mut Vec<RawLabel<'a>>) -> Result<TextLine, ParseError> {
+fn text_line<'a>(
+    l: &mut Line<'a>,
+    scratch: &mut Vec<RawLabel<'a>>,
+) -> Result<TextLine, ParseError> {
     l.skip_ws();
     match l.peek() {
         None => Ok(TextLine::Skip),
@@ -286,7 +345,7 @@ fn text_line<'a>(mut l: Line<'a>, scratch: &mut Vec<RawLabel<'a>>) -> Result<Tex
 }
 
 /// `# HELP name text` and `# TYPE name type` are checked; other comments ignored.
-fn text_comment(mut l: Line<'_>) -> Result<(), ParseError> {
+fn text_comment(l: &mut Line<'_>) -> Result<(), ParseError> {
     l.i += 1;
     if !matches!(l.peek(), Some(b' ' | b'\t')) {
         return Ok(());
@@ -309,7 +368,7 @@ fn text_comment(mut l: Line<'_>) -> Result<(), ParseError> {
     } else {
         " after # TYPE"
     };
-    let name = metric_name(&mut l, context)?;
+    let name = metric_name(l, context)?;
     // Like Prometheus: the one byte after the name separates it from the text,
     // which runs to the end of the line (`# TYPE a  gauge` has type " gauge").
     if !l.at_end() {
@@ -344,7 +403,7 @@ enum OmLine {
     Eof,
 }
 
-fn om_line<'a>(l: Line<'a>, scratch: &mut Vec<RawLabel<'a>>) -> Result<OmLine, ParseError> {
+fn om_line<'a>(l: &mut Line<'a>, scratch: &mut Vec<RawLabel<'a>>) -> Result<OmLine, ParseError> {
     match l.peek() {
         None => Err(l.err(0, "blank lines are not allowed in OpenMetrics")),
         Some(b'#') => om_comment(l),
@@ -352,7 +411,7 @@ fn om_line<'a>(l: Line<'a>, scratch: &mut Vec<RawLabel<'a>>) -> Result<OmLine, P
     }
 }
 
-fn om_comment(mut l: Line<'_>) -> Result<OmLine, ParseError> {
+fn om_comment(l: &mut Line<'_>) -> Result<OmLine, ParseError> {
     if l.b == b"# EOF" {
         return Ok(OmLine::Eof);
     }
@@ -375,7 +434,7 @@ fn om_comment(mut l: Line<'_>) -> Result<OmLine, ParseError> {
         "TYPE" => " after # TYPE",
         _ => " after # UNIT",
     };
-    let name = metric_name(&mut l, context)?;
+    let name = metric_name(l, context)?;
     match l.peek() {
         Some(b' ') => l.i += 1,
         None => {
@@ -433,38 +492,41 @@ fn om_comment(mut l: Line<'_>) -> Result<OmLine, ParseError> {
 
 /// `name[{labels}] value [timestamp] [# {exemplar labels} value [timestamp]]`.
 fn sample<'a>(
-    mut l: Line<'a>,
+    l: &mut Line<'a>,
     scratch: &mut Vec<RawLabel<'a>>,
     strict: bool,
 ) -> Result<ParsedSample, ParseError> {
     let name_at = l.i;
-    let name = metric_name(&mut l, "")?;
+    let name = metric_name(l, "")?;
     scratch.clear();
     scratch.push((METRIC_NAME, Cow::Borrowed(name), name_at));
 
-    match l.peek() {
-        Some(b'{') => {}
+    // Prometheus's text lexer lets the value follow the name directly
+    // (`foo-1` is foo = -1); if such a value does not parse, the byte is more
+    // likely a typo in the name, and the message says so.
+    let glued = match l.peek() {
+        Some(b'{' | b' ') => false,
         None => return Err(l.err(l.i, format!("expected value after metric name {name}"))),
-        Some(b' ') => {}
-        Some(b'\t') if !strict => {}
+        Some(b'\t') if !strict => false,
+        Some(_) if !strict => true,
         Some(b) => {
             return Err(l.err(
                 l.i,
                 format!("invalid character {} in metric name {name}", show_byte(b)),
             ))
         }
-    }
+    };
     if !strict {
         l.skip_ws();
     }
     if l.eat(b'{') {
         if strict {
-            label_set_strict(&mut l, scratch)?;
+            label_set_strict(l, scratch)?;
         } else {
-            label_set_text(&mut l, scratch)?;
+            label_set_text(l, scratch)?;
         }
     }
-    let labels = build_labels(&l, scratch)?;
+    let labels = build_labels(l, scratch)?;
 
     if strict {
         if !l.eat(b' ') {
@@ -485,7 +547,13 @@ fn sample<'a>(
     if tok.is_empty() {
         return Err(l.err(at, format!("expected value, found {}", l.found())));
     }
-    let value = number::parse_value(tok).map_err(|e| value_error(&l, at, tok, e, "value"))?;
+    let value = number::parse_value(tok).map_err(|e| match tok.first() {
+        Some(&b) if glued => l.err(
+            at,
+            format!("invalid character {} in metric name {name}", show_byte(b)),
+        ),
+        _ => value_error(l, at, tok, e, "value"),
+    })?;
 
     let mut s = ParsedSample {
         labels,
@@ -494,7 +562,7 @@ fn sample<'a>(
         exemplar: None,
     };
     if strict {
-        om_tail(&mut l, scratch, &mut s)?;
+        om_tail(l, scratch, &mut s)?;
     } else {
         l.skip_ws();
         if !l.at_end() {
@@ -640,7 +708,12 @@ fn label_set_text<'a>(l: &mut Line<'a>, out: &mut Vec<RawLabel<'a>>) -> Result<(
             }
             Some(b) if is_label_start(b) => {}
             None => return Err(unclosed(l, open)),
-            Some(_) => return Err(l.err(l.i, format!("expected label name, found {}", l.found()))),
+            Some(_) => {
+                return Err(l.err(
+                    l.i,
+                    format!("expected label name or '}}', found {}", l.found()),
+                ))
+            }
         }
         label_pair(l, out, false)?;
         l.skip_ws();
@@ -738,7 +811,7 @@ fn label_pair<'a>(
 /// A quoted label value; the cursor is just past the opening quote at `open`.
 /// Borrowed unless it contains escapes.
 fn quoted<'a>(l: &mut Line<'a>, open: usize) -> Result<Cow<'a, str>, ParseError> {
-    let b = l.b;
+    let mut b = l.b;
     let start = l.i;
     let mut i = start;
     let mut escaped = false;
@@ -751,10 +824,16 @@ fn quoted<'a>(l: &mut Line<'a>, open: usize) -> Result<Cow<'a, str>, ParseError>
             .position(|&c| c == b'"' || c == b'\\')
             .unwrap_or(b.len().saturating_sub(i));
         match b.get(i) {
+            None if l.multiline && l.abs + b.len() < l.body.len() => {
+                // Take in the next line; `i` now points at the newline.
+                let end = l.abs + b.len() + 1 + line_at(l.body, l.abs + b.len() + 1).len();
+                b = l.body.get(l.abs..end).unwrap_or_default();
+                l.b = b;
+            }
             None => return Err(l.err(open, "unterminated label value: missing closing '\"'")),
             Some(b'"') => break,
             Some(b'\\') => {
-                if i + 1 >= b.len() {
+                if i + 1 >= b.len() || b.get(i + 1) == Some(&b'\n') {
                     return Err(l.err(
                         i,
                         "bad escape: a backslash at the end of the line escapes nothing (unterminated label value)",
@@ -803,17 +882,33 @@ fn unescape(text: &str) -> String {
 }
 
 /// Reject duplicate label names, then build the sorted label set.
+///
+/// Prometheus 2.42 quirk, reproduced: an empty value deletes every label of
+/// that name before the duplicate check, so `{x="",x="1"}` is accepted and has
+/// no `x` at all. `__name__` is never deleted that way.
 fn build_labels<'a>(l: &Line<'a>, scratch: &mut Vec<RawLabel<'a>>) -> Result<Labels, ParseError> {
     if scratch.len() > 1 {
         scratch.sort_unstable_by(|a, b| a.0.cmp(b.0).then(a.2.cmp(&b.2)));
-        // Report the duplicate that appears first on the line.
-        let dup = scratch
-            .windows(2)
-            .filter(|w| w[0].0 == w[1].0)
-            .map(|w| (w[1].2, w[1].0))
-            .min();
-        if let Some((at, name)) = dup {
-            return Err(l.err(at, format!("duplicate label name {name:?}")));
+        let has_dup = scratch.windows(2).any(|w| w[0].0 == w[1].0);
+        if has_dup {
+            let emptied = |name: &str| {
+                name != METRIC_NAME && scratch.iter().any(|(n, v, _)| *n == name && v.is_empty())
+            };
+            // Report the duplicate that appears first on the line.
+            let dup = scratch
+                .windows(2)
+                .filter(|w| w[0].0 == w[1].0 && !emptied(w[0].0))
+                .map(|w| (w[1].2, w[1].0))
+                .min();
+            if let Some((at, name)) = dup {
+                return Err(l.err(at, format!("duplicate label name {name:?}")));
+            }
+            let names: Vec<&str> = scratch
+                .iter()
+                .filter(|(n, v, _)| v.is_empty() && *n != METRIC_NAME)
+                .map(|(n, _, _)| *n)
+                .collect();
+            scratch.retain(|(n, _, _)| !names.contains(n));
         }
     }
     Ok(Labels::new(

@@ -115,6 +115,37 @@ fn unknown_escapes_are_kept_verbatim_as_prometheus_does() {
 }
 
 #[test]
+fn text_quirks_prometheus_accepts() {
+    // Value glued to the name, and an empty value deleting a duplicate name.
+    assert_eq!(
+        text("foo-1\nbar+2\n"),
+        vec![
+            sample(&[("__name__", "foo")], -1.0, None),
+            sample(&[("__name__", "bar")], 2.0, None),
+        ]
+    );
+    assert_eq!(
+        text("a{x=\"\",x=\"1\",y=\"2\"} 1\n"),
+        vec![sample(&[("__name__", "a"), ("y", "2")], 1.0, None)]
+    );
+}
+
+#[test]
+fn text_label_values_may_span_lines_as_in_prometheus() {
+    let got = text("a{x=\"one\ntwo\",y=\"z\"} 1\nb 2\n");
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].labels.get("x"), Some("one\ntwo"));
+    assert_eq!(got[1].labels.metric_name(), Some("b"));
+    // Positions after such a value count the physical lines.
+    let e = parse(b"ok 1\na{x=\"one\ntwo\"} nope\n", Format::Text004).expect_err("bad value");
+    assert_eq!((e.line, e.column), (3, 7), "{e}");
+    let e = parse(b"ok 1\na{x=\"one\ntwo\"} 1\nc x\n", Format::Text004).expect_err("bad value");
+    assert_eq!((e.line, e.column), (4, 3), "{e}");
+    // OpenMetrics does not allow it.
+    assert!(parse(b"a{x=\"one\ntwo\"} 1\n# EOF\n", Format::OpenMetrics).is_err());
+}
+
+#[test]
 fn text_help_takes_any_text_and_nul_ends_the_body() {
     // Prometheus accepts junk after a HELP name, and reads NUL at a line
     // start as the end of input.
@@ -212,6 +243,14 @@ fn content_type_selects_format() {
         Format::Text004
     );
     assert_eq!(Format::from_content_type(None), Format::Text004);
+    assert_eq!(
+        Format::from_content_type(Some("text/plain; x=application/openmetrics-text")),
+        Format::Text004
+    );
+    assert_eq!(
+        Format::from_content_type(Some(" application/openmetrics-text ;version=0.0.1")),
+        Format::OpenMetrics
+    );
 }
 
 // ------------------------------------------------------------ OpenMetrics
@@ -471,6 +510,13 @@ fn error_display_names_line_and_column() {
 }
 
 // ------------------------------------------------------------ properties
+
+proptest! {
+    #[test]
+    fn newline_search_matches_the_naive_one(s in prop::collection::vec(prop_oneof![Just(b'\n'), Just(0x8a_u8), Just(0x0b_u8), any::<u8>()], 0..40)) {
+        prop_assert_eq!(super::parser::find_newline(&s), s.iter().position(|&b| b == b'\n'));
+    }
+}
 
 fn label_name() -> impl Strategy<Value = String> {
     "[a-zA-Z_][a-zA-Z0-9_]{0,8}".prop_filter("reserved", |n| n != "__name__")

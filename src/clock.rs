@@ -27,6 +27,7 @@ impl Clock {
     }
 
     /// Anchor at a chosen wall-clock time (tests: with `tokio::time::pause`).
+    #[allow(clippy::disallowed_methods)]
     pub fn starting_at(wall_ms: TimestampMs) -> Self {
         Self {
             base_wall_ms: wall_ms,
@@ -35,9 +36,26 @@ impl Clock {
     }
 
     /// Current time in milliseconds since the epoch.
+    #[allow(clippy::disallowed_methods)]
     pub fn now_ms(&self) -> TimestampMs {
         let elapsed = tokio::time::Instant::now().saturating_duration_since(self.base_instant);
         self.base_wall_ms + elapsed.as_millis() as TimestampMs
+    }
+}
+
+/// Measures how long something took (monotonic, follows tokio's paused clock).
+#[derive(Debug, Clone, Copy)]
+pub struct Stopwatch(tokio::time::Instant);
+
+impl Stopwatch {
+    #[allow(clippy::disallowed_methods)] // the clock module may read the clock
+    pub fn start() -> Self {
+        Stopwatch(tokio::time::Instant::now())
+    }
+
+    #[allow(clippy::disallowed_methods)]
+    pub fn elapsed(&self) -> Duration {
+        tokio::time::Instant::now().saturating_duration_since(self.0)
     }
 }
 

@@ -4,4 +4,5 @@
 //! the load generator ([`loadgen`]) that spreads requests over the replicas listed
 //! in a discovery file. Must not drive the agent: the demo driver does that.
 pub mod loadgen;
+pub mod scenario;
 pub mod service;

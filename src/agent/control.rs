@@ -1,0 +1,145 @@
+//! What the HTTP server may see and do: the agent's side of
+//! [`crate::server::AgentControl`]. Read-only views are built from the same
+//! state the loops use; mutations go through the journal so they are audited.
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
+use super::{read, Agent, AgentError};
+use crate::actions::{ActionKind, Direction};
+use crate::clock::TimestampMs;
+use crate::server::{AgentControl, AuditFilter, ServerConfig};
+
+/// The agent as the server sees it.
+pub struct Control(pub Arc<Agent>);
+
+impl Agent {
+    /// The HTTP API over this agent.
+    pub(super) fn router(self: &Arc<Self>) -> Result<axum::Router, AgentError> {
+        let mut cfg = ServerConfig::new(self.cfg.listen);
+        if let Some(t) = &self.cfg.api.token {
+            cfg = cfg.with_token(t.expose());
+        }
+        Ok(crate::server::router(
+            &cfg,
+            Arc::new(Control(self.clone())),
+            self.store.clone(),
+            self.metrics.clone(),
+            self.clock,
+        )?)
+    }
+
+    /// `data` of `/api/v1/rules`: per group and rule, state, instances with their
+    /// last values, and when the rule may act next (cooldowns).
+    pub fn rules_json(&self) -> Value {
+        let rules = self.rules_snapshot();
+        let status = super::lock(&self.engine).status(&rules);
+        let state = self.journal.state();
+        let mut by_rule: std::collections::HashMap<_, _> =
+            status.into_iter().map(|s| (s.rule.clone(), s)).collect();
+        let groups: Vec<Value> = rules
+            .groups
+            .iter()
+            .map(|g| {
+                let rs: Vec<Value> = g
+                    .rules
+                    .iter()
+                    .map(|r| {
+                        let target = &r.action.target;
+                        let last = state.last_rule_action(&r.name, target, r.action.kind, None);
+                        let limits = self.limits.get(target);
+                        let dir = match r.action.kind {
+                            ActionKind::ScaleOut => Some(Direction::Up),
+                            ActionKind::ScaleIn => Some(Direction::Down),
+                            _ => None,
+                        };
+                        let rule_cd = last.zip(r.cooldown).map(|(t, c)| t + c.as_millis() as TimestampMs);
+                        let target_cd = dir.and_then(|d| {
+                            let cd = limits.map(|l| match d {
+                                Direction::Up => l.cooldown_up,
+                                Direction::Down => l.cooldown_down,
+                            })?;
+                            state.last_scale(target, d).map(|t| t + cd.as_millis() as TimestampMs)
+                        });
+                        let next = rule_cd.max(target_cd).filter(|t| *t > self.clock.now_ms());
+                        let s = by_rule.remove(&r.name);
+                        json!({
+                            "name": r.name,
+                            "description": r.description,
+                            "queries": r.queries.iter().map(|q| json!({"name": q.name, "expr": q.expr, "source": q.source})).collect::<Vec<_>>(),
+                            "when": r.when_text,
+                            "for": humantime::format_duration(r.for_).to_string(),
+                            "keep_firing_for": humantime::format_duration(r.keep_firing_for).to_string(),
+                            "mode": r.mode,
+                            "action": r.action,
+                            "status": s,
+                            "last_action_at": last.map(crate::clock::rfc3339),
+                            "next_action_not_before": next.map(crate::clock::rfc3339),
+                        })
+                    })
+                    .collect();
+                json!({
+                    "name": g.name,
+                    "file": g.file.display().to_string(),
+                    "interval": humantime::format_duration(g.interval).to_string(),
+                    "rules": rs,
+                })
+            })
+            .collect();
+        json!({ "groups": groups, "paused": state.paused() })
+    }
+}
+
+#[async_trait::async_trait]
+impl AgentControl for Control {
+    fn ready(&self) -> bool {
+        self.0.is_ready()
+    }
+
+    fn rules(&self) -> Value {
+        self.0.rules_json()
+    }
+
+    fn targets(&self) -> Value {
+        let mut v = crate::scrape::targets_api_json(&self.0.scrape.targets());
+        let providers: serde_json::Map<String, Value> = read(&self.0.target_states)
+            .iter()
+            .map(|(name, s)| (name.clone(), json!(s)))
+            .collect();
+        v["providers"] = Value::Object(providers);
+        v
+    }
+
+    async fn audit(&self, filter: AuditFilter) -> Result<Value, String> {
+        let dir = self.0.audit_dir();
+        let f = crate::audit::AuditFilter {
+            since: filter.since,
+            rule: filter.rule,
+            target: filter.target,
+            event: filter.event.map(|e| vec![e]),
+            limit: Some(filter.limit),
+            ..Default::default()
+        };
+        tokio::task::spawn_blocking(move || crate::audit::query(&dir, &f))
+            .await
+            .map_err(|e| e.to_string())?
+            .map(|events| json!(events))
+            .map_err(|e| e.to_string())
+    }
+
+    async fn reload(&self) -> Result<String, String> {
+        self.0.reload("api").await
+    }
+
+    async fn set_paused(&self, paused: bool, actor: &str) -> Result<Value, String> {
+        let now = self.0.clock.now_ms();
+        let r = if paused {
+            self.0.journal.pause(actor, now)
+        } else {
+            self.0.journal.resume(actor, now)
+        };
+        r.map_err(|e| e.to_string())?;
+        self.0.metrics.set_paused(paused);
+        Ok(json!({ "paused": paused }))
+    }
+}

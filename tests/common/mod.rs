@@ -90,7 +90,8 @@ impl ControlExporter {
 pub struct Setup {
     /// Address of the control exporter (scraped by job `control`).
     pub control: SocketAddr,
-    /// `targets:` section body (YAML, indented by 2), written as given.
+    /// `targets:` section body (YAML, indented by 2), written as given except
+    /// that `{ROOT}` becomes the temporary directory.
     pub targets_yaml: String,
     /// Extra scrape jobs (YAML list items, indented by 4).
     pub extra_jobs_yaml: String,
@@ -176,7 +177,9 @@ scrape:
 "#,
             control = setup.control,
             jobs = setup.extra_jobs_yaml,
-            targets = setup.targets_yaml,
+            targets = setup
+                .targets_yaml
+                .replace("{ROOT}", &root.display().to_string()),
         );
         std::fs::write(&config, text).unwrap();
         let rules_file = root.join("rules/test.yaml");

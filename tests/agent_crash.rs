@@ -1,0 +1,353 @@
+//! kill -9 the real agent at the worst moments, restart it on the same data
+//! dir, and check that the audit log (the agent's write-ahead log) makes it
+//! carry on correctly: open actions are reconciled, cooldowns survive, replicas
+//! are adopted (no orphans, no duplicates) and the hash chain verifies.
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use homeostat::audit::{AuditEvent, EventKind};
+
+/// Condition stays true this long after restart while nothing may happen.
+async fn settle() {
+    tokio::time::sleep(Duration::from_secs(5)).await;
+}
+
+/// Seq of the last `agent_started` (the current run's first event).
+fn last_start_seq(events: &[AuditEvent]) -> u64 {
+    events
+        .iter()
+        .filter(|e| e.event == Some(EventKind::AgentStarted))
+        .map(|e| e.seq)
+        .max()
+        .unwrap()
+}
+
+fn reconciled_result(e: &AuditEvent) -> String {
+    e.detail.as_ref().unwrap()["result"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// A webhook receiver whose first delivery hangs for 30 s; later ones answer 200.
+#[derive(Clone, Default)]
+struct Receiver {
+    keys: Arc<Mutex<Vec<String>>>,
+}
+
+impl Receiver {
+    async fn start(&self) -> std::net::SocketAddr {
+        use axum::routing::post;
+        let keys = self.keys.clone();
+        let app = axum::Router::new().route(
+            "/hook",
+            post(move |headers: axum::http::HeaderMap| {
+                let keys = keys.clone();
+                async move {
+                    let key = headers
+                        .get("idempotency-key")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_string();
+                    let first = {
+                        let mut k = keys.lock().unwrap();
+                        k.push(key);
+                        k.len() == 1
+                    };
+                    if first {
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                    }
+                    "ok"
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        addr
+    }
+
+    fn keys(&self) -> Vec<String> {
+        self.keys.lock().unwrap().clone()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_right_after_action_started_the_action_is_reconciled_and_not_repeated() {
+    let control = ControlExporter::start(&[("control_trigger", 0.0)]).await;
+    let receiver = Receiver::default();
+    let hook = receiver.start().await;
+    let targets = format!(
+        r#"  hook:
+    provider: webhook
+    min: 1
+    max: 10
+    cooldown_up: 1s
+    webhook:
+      url: "http://{hook}/hook"
+      secret_file: "{{ROOT}}/hook.secret"
+      timeout: 60s
+"#
+    );
+    let rules = r#"
+groups:
+  - name: notify
+    interval: 1s
+    rules:
+      - name: notify-scale-out
+        queries: { trigger: control_trigger }
+        when: trigger > 0
+        for: 1s
+        cooldown: 1m
+        action: { kind: scale_out, target: hook, step: 1 }
+"#;
+    let mut h = Harness::new(&Setup {
+        control: control.addr,
+        targets_yaml: targets,
+        extra_jobs_yaml: String::new(),
+        rules_yaml: rules.into(),
+    });
+    std::fs::write(h.root.join("hook.secret"), "s3cret\n").unwrap();
+    h.start().await;
+
+    control.set("control_trigger", 1.0);
+    let started = h
+        .wait_event("action_started", |e| {
+            e.event == Some(EventKind::ActionStarted)
+                && e.rule.as_deref() == Some("notify-scale-out")
+        })
+        .await;
+    h.kill9();
+    let id = started.action_id.clone().unwrap();
+    let before_restart = h.events();
+    assert!(
+        position(&before_restart, EventKind::ActionSucceeded, &id).is_none()
+            && position(&before_restart, EventKind::ActionFailed, &id).is_none(),
+        "the action must still be open when the agent dies:\n{}",
+        h.logs()
+    );
+
+    h.start().await;
+    let rec = h
+        .wait_event("action_reconciled", |e| {
+            e.event == Some(EventKind::ActionReconciled) && e.action_id.as_deref() == Some(&id)
+        })
+        .await;
+    // A webhook receiver's state cannot be observed: unknown, counted as applied.
+    assert_eq!(reconciled_result(&rec), "unknown", "{}", h.logs());
+    let events = h.events();
+    let restart = last_start_seq(&events);
+    assert!(rec.seq > restart);
+    let agent_started = events.iter().find(|e| e.seq == restart).unwrap();
+    assert_eq!(agent_started.detail.as_ref().unwrap()["open_actions"], 1);
+
+    // The condition holds on: the rule is held by its cooldown, nothing is re-sent.
+    h.wait_event("cooldown suppression after restart", |e| {
+        e.seq > restart
+            && e.event == Some(EventKind::Suppressed)
+            && e.rule.as_deref() == Some("notify-scale-out")
+            && e.cause.as_deref() == Some("cooldown")
+    })
+    .await;
+    settle().await;
+    let events = h.events();
+    assert_eq!(
+        started_ids(&events, "notify-scale-out"),
+        vec![id.clone()],
+        "{}",
+        h.logs()
+    );
+    // Whatever reached the receiver carried the one action id.
+    assert!(
+        receiver.keys().iter().all(|k| *k == id),
+        "{:?}",
+        receiver.keys()
+    );
+    // Exactly one outcome-like event closes the action.
+    let closing = events
+        .iter()
+        .filter(|e| e.action_id.as_deref() == Some(&id))
+        .filter(|e| {
+            matches!(
+                e.event,
+                Some(EventKind::ActionSucceeded)
+                    | Some(EventKind::ActionFailed)
+                    | Some(EventKind::ActionReconciled)
+            )
+        })
+        .count();
+    assert_eq!(closing, 1, "{}", h.logs());
+
+    h.stop().await;
+    let (code, out) = audit_verify(&h.audit_dir());
+    assert_eq!(code, 0, "audit verify: {out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_during_a_cooldown_replicas_are_adopted_and_the_rule_stays_quiet() {
+    let control = ControlExporter::start(&[("control_load", 5.0)]).await;
+    let rules = r#"
+groups:
+  - name: scale
+    interval: 1s
+    rules:
+      - name: scale-out
+        queries: { load: control_load }
+        when: load > 10
+        for: 1s
+        cooldown: 1m
+        action: { kind: scale_out, target: web, step: 1 }
+"#;
+    let mut h = Harness::new(&Setup {
+        control: control.addr,
+        targets_yaml: process_target("19300-19319", 1, 3, 1, &[]),
+        extra_jobs_yaml: WEB_JOB.into(),
+        rules_yaml: rules.into(),
+    });
+    h.start().await;
+    control.set("control_load", 50.0);
+    let ok = h
+        .wait_event("scale-out succeeded", |e| {
+            e.event == Some(EventKind::ActionSucceeded) && e.rule.as_deref() == Some("scale-out")
+        })
+        .await;
+    let id = ok.action_id.clone().unwrap();
+    let two = h
+        .wait_for("two replicas", PATIENCE, |h| {
+            let l = h.live_replicas("web");
+            (l.len() == 2 && h.discovery("web").len() == 2).then_some(l)
+        })
+        .await;
+    let agent_pid = h.pid();
+    h.kill9();
+    assert!(!is_alive(agent_pid));
+    // Replicas outlive the agent by design.
+    assert_eq!(h.live_replicas("web"), two);
+
+    h.start().await;
+    let restart = last_start_seq(&h.events());
+    h.wait_event("cooldown suppression after restart", |e| {
+        e.seq > restart
+            && e.event == Some(EventKind::Suppressed)
+            && e.rule.as_deref() == Some("scale-out")
+            && e.cause.as_deref() == Some("cooldown")
+    })
+    .await;
+    settle().await;
+    let events = h.events();
+    assert_eq!(started_ids(&events, "scale-out"), vec![id], "{}", h.logs());
+    assert!(
+        events
+            .iter()
+            .all(|e| e.event != Some(EventKind::ActionReconciled)),
+        "nothing was open: {}",
+        h.logs()
+    );
+    // Adopted: the same two processes, recorded and in traffic; nothing else runs.
+    assert_eq!(h.live_replicas("web"), two, "{}", h.logs());
+    assert_eq!(h.recorded_replicas("web"), two);
+    assert_eq!(ports_of(&h.discovery("web")), two.keys().copied().collect());
+    let targets = h.get_json("/api/v1/targets").await;
+    assert_eq!(
+        targets["data"]["providers"]["web"]["replicas"], 2,
+        "{targets}"
+    );
+
+    h.stop().await;
+    let (code, out) = audit_verify(&h.audit_dir());
+    assert_eq!(code, 0, "audit verify: {out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_during_a_scale_out_in_flight_the_action_is_reconciled_against_the_real_count() {
+    let control = ControlExporter::start(&[("control_load", 5.0)]).await;
+    let rules = r#"
+groups:
+  - name: scale
+    interval: 1s
+    rules:
+      - name: scale-out
+        queries: { load: control_load }
+        when: load > 10
+        for: 1s
+        cooldown: 1m
+        action: { kind: scale_out, target: web, step: 1 }
+"#;
+    // Replicas take 8 s to listen: the scale-out stays in flight that long.
+    let mut h = Harness::new(&Setup {
+        control: control.addr,
+        targets_yaml: process_target("19320-19339", 1, 3, 1, &["--startup-delay", "8s"]),
+        extra_jobs_yaml: String::new(),
+        rules_yaml: rules.into(),
+    });
+    h.start().await;
+    let first = h.live_replicas("web");
+    assert_eq!(first.len(), 1);
+
+    control.set("control_load", 50.0);
+    let started = h
+        .wait_event("scale-out started", |e| {
+            e.event == Some(EventKind::ActionStarted) && e.rule.as_deref() == Some("scale-out")
+        })
+        .await;
+    let id = started.action_id.clone().unwrap();
+    // The new replica is spawned and recorded, but not healthy yet.
+    let (new_port, new_pid) = h
+        .wait_for("the new replica recorded", PATIENCE, |h| {
+            let rec = h.recorded_replicas("web");
+            rec.into_iter().find(|(p, _)| !first.contains_key(p))
+        })
+        .await;
+    h.kill9();
+    let events = h.events();
+    assert!(
+        position(&events, EventKind::ActionSucceeded, &id).is_none(),
+        "killed too late: the scale-out already finished\n{}",
+        h.logs()
+    );
+    // Nothing acts after the restart: only reconciliation may change the target.
+    control.set("control_load", 5.0);
+
+    h.start().await;
+    let rec = h
+        .wait_event("action_reconciled", |e| {
+            e.event == Some(EventKind::ActionReconciled) && e.action_id.as_deref() == Some(&id)
+        })
+        .await;
+    let result = reconciled_result(&rec);
+    let live = h.live_replicas("web");
+    match result.as_str() {
+        // The half-started replica was not adopted: it was stopped, count back to 1.
+        "not_applied" => {
+            assert_eq!(live, first, "{}", h.logs());
+            assert!(!is_alive(new_pid), "the unadopted replica was stopped");
+        }
+        // It became healthy in time and was adopted: 2 replicas, the new one included.
+        "applied" => {
+            assert_eq!(live.len(), 2, "{}", h.logs());
+            assert_eq!(live.get(&new_port), Some(&new_pid));
+        }
+        other => panic!("reconciled as {other}\n{}", h.logs()),
+    }
+    eprintln!("in-flight scale-out reconciled as {result}");
+    // No orphans, no duplicates: what runs is what is recorded and in traffic.
+    h.wait_for("recorded state = running processes", PATIENCE, |h| {
+        let live = h.live_replicas("web");
+        (h.recorded_replicas("web") == live
+            && ports_of(&h.discovery("web")) == live.keys().copied().collect())
+        .then_some(())
+    })
+    .await;
+    settle().await;
+    assert_eq!(h.live_replicas("web"), live, "{}", h.logs());
+    assert_eq!(started_ids(&h.events(), "scale-out"), vec![id]);
+
+    h.stop().await;
+    let (code, out) = audit_verify(&h.audit_dir());
+    assert_eq!(code, 0, "audit verify: {out}");
+}

@@ -124,6 +124,9 @@ groups:
         .await;
     h.kill9();
     let id = started.action_id.clone().unwrap();
+    // What a crash leaves behind is a valid chain.
+    let (code, out) = audit_verify(&h.audit_dir());
+    assert_eq!(code, 0, "audit verify right after kill -9: {out}");
     let before_restart = h.events();
     assert!(
         position(&before_restart, EventKind::ActionSucceeded, &id).is_none()

@@ -167,6 +167,29 @@ async fn scales_a_real_target_out_and_in() {
     }
     // The recorded state agrees with reality.
     assert_eq!(h.recorded_replicas("web"), shrunk);
+    // The HTTP audit API tells the same story as the files.
+    let api = h
+        .get_json("/api/v1/audit?rule=scale-in&event=action_succeeded")
+        .await;
+    let mut api_ids: Vec<String> = api["data"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{api}"))
+        .iter()
+        .map(|e| {
+            assert_eq!(e["event"], "action_succeeded", "{api}");
+            assert_eq!(e["rule"], "scale-in", "{api}");
+            e["action_id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    api_ids.sort();
+    let mut ins = ins;
+    ins.sort();
+    assert_eq!(api_ids, ins);
+    let targets = h.get_json("/api/v1/targets").await;
+    assert_eq!(
+        targets["data"]["providers"]["web"]["replicas"], 1,
+        "{targets}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

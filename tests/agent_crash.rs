@@ -354,3 +354,189 @@ groups:
     let (code, out) = audit_verify(&h.audit_dir());
     assert_eq!(code, 0, "audit verify: {out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_while_a_circuit_is_open_the_circuit_survives_and_later_closes() {
+    let control = ControlExporter::start(&[]).await;
+    let rules = r#"
+groups:
+  - name: errors
+    interval: 1s
+    rules:
+      - name: replica-errors
+        queries:
+          ratio: >-
+            sum by (instance)(rate(http_requests_total{job="web", code=~"5.."}[5s]))
+            / sum by (instance)(rate(http_requests_total{job="web"}[5s]))
+        when: ratio > 0.5
+        for: 2s
+        action:
+          kind: circuit_break
+          target: web
+          instance: "{{ labels.instance }}"
+          open_for: 8s
+"#;
+    let mut h = Harness::new(&Setup {
+        control: control.addr,
+        targets_yaml: process_target("19340-19359", 1, 3, 2, &[]),
+        extra_jobs_yaml: WEB_JOB.into(),
+        rules_yaml: rules.into(),
+    });
+    h.start().await;
+    let live = h
+        .wait_for("two replicas in traffic", PATIENCE, |h| {
+            let l = h.live_replicas("web");
+            (l.len() == 2 && h.discovery("web").len() == 2).then_some(l)
+        })
+        .await;
+    let victim_port = *live.keys().next().unwrap();
+    let victim = format!("127.0.0.1:{victim_port}");
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let traffic = {
+        let stop = stop.clone();
+        let url = format!("http://{victim}/");
+        tokio::spawn(async move {
+            let c = http();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = c.get(&url).send().await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+    let fail = |rate: f64| {
+        let url = format!("http://{victim}/admin/fail?rate={rate}");
+        async move {
+            assert!(http().post(url).send().await.unwrap().status().is_success());
+        }
+    };
+    let is_change = |e: &AuditEvent, from: &str, to: &str| {
+        e.event == Some(EventKind::CircuitChanged)
+            && e.instance.as_deref() == Some(victim.as_str())
+            && e.before.as_ref().and_then(|v| v.as_str()) == Some(from)
+            && e.after.as_ref().and_then(|v| v.as_str()) == Some(to)
+    };
+    fail(1.0).await;
+    h.wait_event("closed → open", |e| is_change(e, "closed", "open"))
+        .await;
+    h.kill9();
+    assert!(!h.discovery("web").contains(&victim));
+    // The replica recovers while no agent runs.
+    fail(0.0).await;
+
+    h.start().await;
+    let restart = last_start_seq(&h.events());
+    // Out of traffic until the rebuilt circuit half-opens (the provider call
+    // that puts it back is announced by an action_started first).
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let disc = h.discovery("web");
+        let events = h.events();
+        let announced = events.iter().any(|e| {
+            e.seq > restart
+                && e.event == Some(EventKind::ActionStarted)
+                && e.instance.as_deref() == Some(victim.as_str())
+        });
+        assert!(
+            !disc.contains(&victim) || announced,
+            "victim back in traffic without a circuit transition\n{}",
+            h.logs()
+        );
+        if events
+            .iter()
+            .any(|e| e.seq > restart && is_change(e, "half_open", "closed"))
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "circuit never closed after restart\n{}",
+            h.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let events = h.events();
+    let after: Vec<&AuditEvent> = events.iter().filter(|e| e.seq > restart).collect();
+    // Rebuilt as open: it goes open → half_open → closed, never re-opened from closed.
+    let half = after
+        .iter()
+        .position(|e| is_change(e, "open", "half_open"))
+        .unwrap_or_else(|| panic!("no open → half_open after restart\n{}", h.logs()));
+    let closed = after
+        .iter()
+        .position(|e| is_change(e, "half_open", "closed"))
+        .unwrap();
+    assert!(half < closed);
+    assert!(
+        !after.iter().any(|e| is_change(e, "closed", "open")),
+        "{}",
+        h.logs()
+    );
+    h.wait_for("victim back in the discovery file", PATIENCE, |h| {
+        h.discovery("web").contains(&victim).then_some(())
+    })
+    .await;
+    // Same processes throughout: the circuit never restarts a replica.
+    assert_eq!(h.live_replicas("web"), live);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = traffic.await;
+    h.stop().await;
+    let (code, out) = audit_verify(&h.audit_dir());
+    assert_eq!(code, 0, "audit verify: {out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_survives_a_crash() {
+    let control = ControlExporter::start(&[("control_load", 5.0)]).await;
+    let rules = r#"
+groups:
+  - name: scale
+    interval: 1s
+    rules:
+      - name: scale-out
+        queries: { load: control_load }
+        when: load > 10
+        for: 1s
+        cooldown: 1h
+        action: { kind: scale_out, target: web, step: 1 }
+"#;
+    let mut h = Harness::new(&Setup {
+        control: control.addr,
+        targets_yaml: process_target("19360-19379", 1, 3, 1, &[]),
+        extra_jobs_yaml: String::new(),
+        rules_yaml: rules.into(),
+    });
+    h.start().await;
+    let (status, body) = h.post("/api/v1/pause").await;
+    assert_eq!(status, 200, "{body}");
+    h.kill9();
+
+    h.start().await;
+    let restart = last_start_seq(&h.events());
+    assert_eq!(h.get_json("/api/v1/rules").await["data"]["paused"], true);
+    control.set("control_load", 50.0);
+    h.wait_event("suppressed as paused after restart", |e| {
+        e.seq > restart
+            && e.event == Some(EventKind::Suppressed)
+            && e.rule.as_deref() == Some("scale-out")
+            && e.cause.as_deref() == Some("paused")
+    })
+    .await;
+    settle().await;
+    assert!(
+        started_ids(&h.events(), "scale-out").is_empty(),
+        "{}",
+        h.logs()
+    );
+    assert_eq!(h.live_replicas("web").len(), 1);
+
+    let (status, body) = h.post("/api/v1/resume").await;
+    assert_eq!(status, 200, "{body}");
+    h.wait_event("scale-out succeeded after resume", |e| {
+        e.event == Some(EventKind::ActionSucceeded) && e.rule.as_deref() == Some("scale-out")
+    })
+    .await;
+    h.wait_for("two replicas", PATIENCE, |h| {
+        (h.live_replicas("web").len() == 2).then_some(())
+    })
+    .await;
+}

@@ -67,6 +67,61 @@ fn circuit_changed(e: &AuditEvent, instance: &str, from: &str, to: &str) -> bool
         && e.after.as_ref().and_then(|v| v.as_str()) == Some(to)
 }
 
+const CIRCUIT_RULES: &str = r#"
+groups:
+  - name: errors
+    interval: 1s
+    rules:
+      - name: replica-errors
+        queries:
+          ratio: >-
+            sum by (instance)(rate(http_requests_total{job="web", code=~"5.."}[5s]))
+            / sum by (instance)(rate(http_requests_total{job="web"}[5s]))
+        when: ratio > 0.5
+        for: 2s
+        action:
+          kind: circuit_break
+          target: web
+          instance: "{{ labels.instance }}"
+          open_for: 3s
+"#;
+
+/// Requests to one replica every 50 ms until stopped.
+struct Traffic {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Traffic {
+    fn start(addr: &str) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let url = format!("http://{addr}/");
+        let task = tokio::spawn(async move {
+            let c = http();
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = c.get(&url).send().await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+        Self { stop, task }
+    }
+
+    async fn stop(self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = self.task.await;
+    }
+}
+
+async fn set_fail(addr: &str, rate: f64) {
+    let r = http()
+        .post(format!("http://{addr}/admin/fail?rate={rate}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+}
+
 async fn healthz(port: u16) -> Option<u16> {
     http()
         .get(format!("http://127.0.0.1:{port}/healthz"))
@@ -271,25 +326,7 @@ groups:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_replica_is_taken_out_of_traffic_and_put_back() {
     let control = ControlExporter::start(&[]).await;
-    let rules = r#"
-groups:
-  - name: errors
-    interval: 1s
-    rules:
-      - name: replica-errors
-        queries:
-          ratio: >-
-            sum by (instance)(rate(http_requests_total{job="web", code=~"5.."}[5s]))
-            / sum by (instance)(rate(http_requests_total{job="web"}[5s]))
-        when: ratio > 0.5
-        for: 2s
-        action:
-          kind: circuit_break
-          target: web
-          instance: "{{ labels.instance }}"
-          open_for: 3s
-"#;
-    let h = harness("19140-19159", 2, rules, &control).await;
+    let h = harness("19140-19159", 2, CIRCUIT_RULES, &control).await;
     let live = h
         .wait_for("two replicas in traffic", PATIENCE, |h| {
             let live = h.live_replicas("web");
@@ -300,27 +337,8 @@ groups:
     let victim = format!("127.0.0.1:{victim_port}");
 
     // Traffic to the victim for the whole test.
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let traffic = {
-        let stop = stop.clone();
-        let url = format!("http://{victim}/");
-        tokio::spawn(async move {
-            let c = http();
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let _ = c.get(&url).send().await;
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        })
-    };
-    let set_fail = |rate: f64| {
-        let url = format!("http://{victim}/admin/fail?rate={rate}");
-        async move {
-            let r = http().post(url).send().await.unwrap();
-            assert!(r.status().is_success());
-        }
-    };
-
-    set_fail(1.0).await;
+    let traffic = Traffic::start(&victim);
+    set_fail(&victim, 1.0).await;
     h.wait_for("victim out of the discovery file", PATIENCE, |h| {
         let d = h.discovery("web");
         (d.len() == 1 && !d.contains(&victim)).then_some(())
@@ -337,7 +355,7 @@ groups:
         live.get(&victim_port)
     );
 
-    set_fail(0.0).await;
+    set_fail(&victim, 0.0).await;
     let closed = h
         .wait_for("half_open → closed", Duration::from_secs(120), |h| {
             h.events()
@@ -350,8 +368,7 @@ groups:
         (d.len() == 2 && d.contains(&victim)).then_some(())
     })
     .await;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let _ = traffic.await;
+    traffic.stop().await;
 
     let events = h.events();
     let half = events
@@ -366,6 +383,69 @@ groups:
         h.live_replicas("web").get(&victim_port),
         live.get(&victim_port)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_circuit_still_failing_when_half_open_reopens_for_twice_as_long() {
+    let control = ControlExporter::start(&[]).await;
+    let h = harness("19260-19279", 2, CIRCUIT_RULES, &control).await;
+    let live = h
+        .wait_for("two replicas in traffic", PATIENCE, |h| {
+            let live = h.live_replicas("web");
+            (live.len() == 2 && h.discovery("web").len() == 2).then_some(live)
+        })
+        .await;
+    let victim_port = *live.keys().next().unwrap();
+    let victim = format!("127.0.0.1:{victim_port}");
+    let traffic = Traffic::start(&victim);
+    set_fail(&victim, 1.0).await;
+
+    // It keeps failing: open (3s) → half-open → open again for 6s.
+    let opened = h
+        .wait_event("closed → open", |e| {
+            circuit_changed(e, &victim, "closed", "open")
+        })
+        .await;
+    let reopened = h
+        .wait_event("half_open → open", |e| {
+            circuit_changed(e, &victim, "half_open", "open")
+        })
+        .await;
+    let open_for = |e: &AuditEvent| e.detail.as_ref().unwrap()["open_for_ms"].as_u64().unwrap();
+    assert_eq!(open_for(&opened), 3000, "{}", h.logs());
+    assert_eq!(open_for(&reopened), 6000, "{}", h.logs());
+    assert!(h
+        .events()
+        .iter()
+        .any(|e| circuit_changed(e, &victim, "open", "half_open")
+            && e.seq > opened.seq
+            && e.seq < reopened.seq));
+    // Never closed while it kept failing.
+    assert!(
+        !h.events()
+            .iter()
+            .any(|e| circuit_changed(e, &victim, "half_open", "closed")),
+        "{}",
+        h.logs()
+    );
+    h.wait_for("victim out of the discovery file again", PATIENCE, |h| {
+        (!h.discovery("web").contains(&victim)).then_some(())
+    })
+    .await;
+
+    // Recovered: the next trial closes it.
+    set_fail(&victim, 0.0).await;
+    h.wait_for("half_open → closed", Duration::from_secs(120), |h| {
+        h.events()
+            .into_iter()
+            .find(|e| circuit_changed(e, &victim, "half_open", "closed"))
+    })
+    .await;
+    h.wait_for("victim back in the discovery file", PATIENCE, |h| {
+        h.discovery("web").contains(&victim).then_some(())
+    })
+    .await;
+    traffic.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -266,9 +266,15 @@ groups:
     assert_eq!(code, 0, "audit verify: {out}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killed_during_a_scale_out_in_flight_the_action_is_reconciled_against_the_real_count() {
-    let control = ControlExporter::start(&[("control_load", 5.0)]).await;
+/// Start an agent whose target `web` has no replica (min 0) and whose replicas
+/// take `delay` to listen; raise the load; kill -9 the agent once the scale-out
+/// 0 → 1 is in flight and its replica is spawned and recorded. Returns the
+/// harness (agent stopped), the action id and the new replica's (port, pid).
+async fn kill_during_scale_out(
+    ports: &str,
+    delay: &str,
+    control: &ControlExporter,
+) -> (Harness, String, (u16, u32)) {
     let rules = r#"
 groups:
   - name: scale
@@ -281,16 +287,16 @@ groups:
         cooldown: 1m
         action: { kind: scale_out, target: web, step: 1 }
 "#;
-    // Replicas take 8 s to listen: the scale-out stays in flight that long.
+    let target = process_target(ports, 0, 3, 0, &["--startup-delay", delay])
+        .replace("startup_timeout: 15s", "startup_timeout: 60s");
     let mut h = Harness::new(&Setup {
         control: control.addr,
-        targets_yaml: process_target("19320-19339", 1, 3, 1, &["--startup-delay", "8s"]),
+        targets_yaml: target,
         extra_jobs_yaml: String::new(),
         rules_yaml: rules.into(),
     });
     h.start().await;
-    let first = h.live_replicas("web");
-    assert_eq!(first.len(), 1);
+    assert!(h.live_replicas("web").is_empty());
 
     control.set("control_load", 50.0);
     let started = h
@@ -299,11 +305,10 @@ groups:
         })
         .await;
     let id = started.action_id.clone().unwrap();
-    // The new replica is spawned and recorded, but not healthy yet.
-    let (new_port, new_pid) = h
+    // The new replica is spawned and recorded, but not listening yet.
+    let (port, pid) = h
         .wait_for("the new replica recorded", PATIENCE, |h| {
-            let rec = h.recorded_replicas("web");
-            rec.into_iter().find(|(p, _)| !first.contains_key(p))
+            h.recorded_replicas("web").into_iter().next()
         })
         .await;
     h.kill9();
@@ -313,46 +318,72 @@ groups:
         "killed too late: the scale-out already finished\n{}",
         h.logs()
     );
-    // Nothing acts after the restart: only reconciliation may change the target.
+    // After the restart nothing may act: only reconciliation changes the target.
     control.set("control_load", 5.0);
+    (h, id, (port, pid))
+}
 
-    h.start().await;
+/// After restart: the action is reconciled as `want`; what runs is what is
+/// recorded and in the discovery file, and stays so; nothing else started.
+async fn check_reconciled(h: &mut Harness, id: &str, want: &str) {
     let rec = h
         .wait_event("action_reconciled", |e| {
-            e.event == Some(EventKind::ActionReconciled) && e.action_id.as_deref() == Some(&id)
+            e.event == Some(EventKind::ActionReconciled) && e.action_id.as_deref() == Some(id)
         })
         .await;
-    let result = reconciled_result(&rec);
+    assert_eq!(reconciled_result(&rec), want, "{}", h.logs());
     let live = h.live_replicas("web");
-    match result.as_str() {
-        // The half-started replica was not adopted: it was stopped, count back to 1.
-        "not_applied" => {
-            assert_eq!(live, first, "{}", h.logs());
-            assert!(!is_alive(new_pid), "the unadopted replica was stopped");
-        }
-        // It became healthy in time and was adopted: 2 replicas, the new one included.
-        "applied" => {
-            assert_eq!(live.len(), 2, "{}", h.logs());
-            assert_eq!(live.get(&new_port), Some(&new_pid));
-        }
-        other => panic!("reconciled as {other}\n{}", h.logs()),
-    }
-    eprintln!("in-flight scale-out reconciled as {result}");
-    // No orphans, no duplicates: what runs is what is recorded and in traffic.
-    h.wait_for("recorded state = running processes", PATIENCE, |h| {
-        let live = h.live_replicas("web");
-        (h.recorded_replicas("web") == live
-            && ports_of(&h.discovery("web")) == live.keys().copied().collect())
-        .then_some(())
-    })
-    .await;
+    assert_eq!(h.recorded_replicas("web"), live, "{}", h.logs());
+    assert_eq!(
+        ports_of(&h.discovery("web")),
+        live.keys().copied().collect()
+    );
     settle().await;
     assert_eq!(h.live_replicas("web"), live, "{}", h.logs());
-    assert_eq!(started_ids(&h.events(), "scale-out"), vec![id]);
-
+    assert_eq!(started_ids(&h.events(), "scale-out"), vec![id.to_string()]);
     h.stop().await;
     let (code, out) = audit_verify(&h.audit_dir());
     assert_eq!(code, 0, "audit verify: {out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_during_a_scale_out_whose_replica_never_came_up_it_is_not_applied() {
+    let control = ControlExporter::start(&[("control_load", 5.0)]).await;
+    // 30 s to listen: still starting when the agent restarts.
+    let (mut h, id, (port, pid)) = kill_during_scale_out("19320-19329", "30s", &control).await;
+    assert!(is_alive(pid), "the replica outlives the agent");
+    h.start().await;
+    check_reconciled(&mut h, &id, "not_applied").await;
+    // The half-started replica was not adopted: it was stopped, not orphaned.
+    assert!(!is_alive(pid), "replica on {port} left running");
+    assert!(h.live_replicas("web").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_during_a_scale_out_whose_replica_came_up_it_is_applied() {
+    let control = ControlExporter::start(&[("control_load", 5.0)]).await;
+    // 2 s to listen: healthy by the time the agent restarts.
+    let (mut h, id, (port, pid)) = kill_during_scale_out("19330-19339", "2s", &control).await;
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        let ok = http()
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        if ok {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "replica never healthy"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    h.start().await;
+    check_reconciled(&mut h, &id, "applied").await;
+    // Adopted: the same process, one replica.
+    assert_eq!(h.live_replicas("web"), [(port, pid)].into_iter().collect());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -320,6 +320,7 @@ impl Inner {
                 started_at_ms: crate::clock::Clock::system().now_ms(),
                 seq: st.next_seq,
                 in_traffic: false,
+                pending_traffic: into_traffic,
             };
             st.next_seq += 1;
             st.replicas.push(r.clone());
@@ -341,12 +342,14 @@ impl Inner {
             self.with_state(|st| {
                 if let Some(r) = st.replicas.iter_mut().find(|r| r.pid == pid) {
                     r.in_traffic = true;
+                    r.pending_traffic = false;
                 }
             })?;
             self.save().await?;
         }
         Ok(Replica {
             in_traffic: into_traffic,
+            pending_traffic: false,
             ..replica
         })
     }
@@ -741,6 +744,12 @@ impl Provider for ProcessProvider {
             if healthy {
                 tracing::info!(target = %inner.target, port = r.port, pid = r.pid, "adopted running replica");
                 lock(&inner.health).insert(r.pid, true);
+                let mut r = r;
+                // Its start was interrupted after it was recorded: finish it.
+                if r.pending_traffic {
+                    r.in_traffic = true;
+                    r.pending_traffic = false;
+                }
                 inner.with_state(|st| st.replicas.push(r))?;
             } else {
                 unhealthy.push(r);
@@ -767,6 +776,7 @@ impl Provider for ProcessProvider {
                     started_at_ms: 0,
                     seq: 0,
                     in_traffic: false,
+                    pending_traffic: false,
                 };
                 inner.stop(&orphan).await;
             }

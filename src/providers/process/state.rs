@@ -39,6 +39,11 @@ pub struct Replica {
     pub seq: u64,
     /// Listed in the discovery file (false while its circuit is open or while starting).
     pub in_traffic: bool,
+    /// Started to go into traffic once healthy, and not yet there. An agent
+    /// that crashed while the replica started finds this on adoption and puts
+    /// the (healthy) replica into traffic, as the interrupted action would have.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pending_traffic: bool,
 }
 
 /// The outcome of an action id, returned again if the id is repeated.

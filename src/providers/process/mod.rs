@@ -321,6 +321,7 @@ impl Inner {
                 seq: st.next_seq,
                 in_traffic: false,
                 pending_traffic: into_traffic,
+                retiring: false,
             };
             st.next_seq += 1;
             st.replicas.push(r.clone());
@@ -433,13 +434,19 @@ impl Inner {
 
     /// Take a replica out of traffic, stop it and forget it.
     async fn retire(&self, r: &Replica) -> Result<(), ProviderError> {
-        let was_in_traffic = self.with_state(|st| {
+        let changed = self.with_state(|st| {
             st.replica_mut(r.port)
-                .map(|x| std::mem::replace(&mut x.in_traffic, false))
+                .map(|x| {
+                    let changed = x.in_traffic || !x.retiring;
+                    x.in_traffic = false;
+                    x.retiring = true;
+                    changed
+                })
                 .unwrap_or(false)
         })?;
-        if was_in_traffic {
-            // Out of discovery before the signal, so clients stop picking it first.
+        if changed {
+            // Out of discovery before the signal, so clients stop picking it
+            // first; and marked, so a crash from here on still ends with it gone.
             self.save().await?;
         }
         self.stop(r).await;
@@ -541,6 +548,9 @@ impl ProcessProvider {
                 "{to} replicas do not fit the port range ({capacity} ports)"
             )));
         }
+        // Recorded first: a crash midway must not make the next start grow back.
+        inner.with_state(|st| st.desired = Some(to))?;
+        inner.save().await?;
         let st = inner.snapshot()?;
         let have = st.replicas.len();
         if (to as usize) > have {
@@ -556,6 +566,7 @@ impl ProcessProvider {
                 for v in &victims {
                     if let Some(r) = st.replica_mut(v.port) {
                         r.in_traffic = false;
+                        r.retiring = true;
                     }
                 }
             })?;
@@ -733,6 +744,12 @@ impl Provider for ProcessProvider {
                 tracing::info!(target = %inner.target, port = r.port, pid = r.pid, "recorded replica is gone");
                 continue;
             }
+            if r.retiring {
+                // A crash interrupted its retirement: finish it (stopped below).
+                tracing::info!(target = %inner.target, port = r.port, pid = r.pid, "replica was being retired; stopping it");
+                unhealthy.push(r);
+                continue;
+            }
             let mut healthy = false;
             for _ in 0..5 {
                 if client::probe_health(r.port, &inner.cfg.health, inner.health_timeout).await {
@@ -777,12 +794,14 @@ impl Provider for ProcessProvider {
                     seq: 0,
                     in_traffic: false,
                     pending_traffic: false,
+                    retiring: false,
                 };
                 inner.stop(&orphan).await;
             }
         }
         let current = inner.snapshot()?.current;
-        while inner.snapshot()?.replicas.len() < inner.initial_replicas as usize {
+        let wanted = inner.snapshot()?.desired.unwrap_or(inner.initial_replicas);
+        while inner.snapshot()?.replicas.len() < wanted as usize {
             inner.launch(&current, None, true).await?;
         }
         inner.save().await?;

@@ -146,6 +146,7 @@ fn replica(port: u16, v: &str, in_traffic: bool) -> Replica {
         seq: u64::from(port),
         in_traffic,
         pending_traffic: false,
+        retiring: false,
     }
 }
 

@@ -368,7 +368,7 @@ async fn killed_during_a_scale_out_whose_replica_came_up_it_is_applied() {
     let control = ControlExporter::start(&[("control_load", 5.0)]).await;
     // 2 s to listen: healthy by the time the agent restarts.
     let (mut h, id, (port, pid)) = kill_during_scale_out("19330-19339", "2s", &control).await;
-    let deadline = std::time::Instant::now() + PATIENCE;
+    let deadline = Deadline::after(PATIENCE);
     loop {
         let ok = http()
             .get(format!("http://127.0.0.1:{port}/healthz"))
@@ -378,10 +378,7 @@ async fn killed_during_a_scale_out_whose_replica_came_up_it_is_applied() {
         if ok {
             break;
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "replica never healthy"
-        );
+        assert!(!deadline.passed(), "replica never healthy");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     h.start().await;
@@ -462,7 +459,7 @@ groups:
     let restart = last_start_seq(&h.events());
     // Out of traffic until the rebuilt circuit half-opens (the provider call
     // that puts it back is announced by an action_started first).
-    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let deadline = Deadline::after(Duration::from_secs(90));
     loop {
         let disc = h.discovery("web");
         let events = h.events();
@@ -483,7 +480,7 @@ groups:
             break;
         }
         assert!(
-            std::time::Instant::now() < deadline,
+            !deadline.passed(),
             "circuit never closed after restart\n{}",
             h.logs()
         );

@@ -760,7 +760,7 @@ async fn query_api_returns_the_scraped_up_series_in_prometheus_format() {
         ("web".to_string(), format!("127.0.0.1:{replica}")),
     ]
     .into();
-    let deadline = std::time::Instant::now() + PATIENCE;
+    let deadline = Deadline::after(PATIENCE);
     let body = loop {
         let body = h.get_json("/api/v1/query?query=up").await;
         let got: BTreeSet<(String, String)> = body["data"]["result"]
@@ -779,11 +779,7 @@ async fn query_api_returns_the_scraped_up_series_in_prometheus_format() {
         if got == want {
             break body;
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "up series: {body}\n{}",
-            h.logs()
-        );
+        assert!(!deadline.passed(), "up series: {body}\n{}", h.logs());
         tokio::time::sleep(Duration::from_millis(300)).await;
     };
     assert_eq!(body["status"], "success");

@@ -25,6 +25,22 @@ pub const EXE: &str = env!("CARGO_BIN_EXE_homeostat");
 /// Generous upper bound for anything the agent should do "soon".
 pub const PATIENCE: Duration = Duration::from_secs(60);
 
+/// A polling deadline: bounds how long a test waits for something. Tests never
+/// assert timings; elapsed time only decides when to give up.
+pub struct Deadline(Instant);
+
+impl Deadline {
+    #[allow(clippy::disallowed_methods)] // bounds polling in a test, never asserted
+    pub fn after(d: Duration) -> Self {
+        Self(Instant::now() + d)
+    }
+
+    #[allow(clippy::disallowed_methods)] // see above
+    pub fn passed(&self) -> bool {
+        Instant::now() >= self.0
+    }
+}
+
 /// A free port on 127.0.0.1 (bound then released).
 pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -219,7 +235,7 @@ scrape:
             .spawn()
             .unwrap();
         self.child = Some(child);
-        let deadline = Instant::now() + PATIENCE;
+        let deadline = Deadline::after(PATIENCE);
         loop {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("agent exited during start-up ({status}):\n{}", self.logs());
@@ -229,11 +245,7 @@ scrape:
                     return;
                 }
             }
-            assert!(
-                Instant::now() < deadline,
-                "agent not ready:\n{}",
-                self.logs()
-            );
+            assert!(!deadline.passed(), "agent not ready:\n{}", self.logs());
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -255,12 +267,12 @@ scrape:
     pub async fn stop(&mut self) -> std::process::ExitStatus {
         let mut c = self.child.take().expect("agent running");
         signal(c.id(), nix::sys::signal::Signal::SIGTERM);
-        let deadline = Instant::now() + PATIENCE;
+        let deadline = Deadline::after(PATIENCE);
         loop {
             if let Some(s) = c.try_wait().unwrap() {
                 return s;
             }
-            if Instant::now() > deadline {
+            if deadline.passed() {
                 let _ = c.kill();
                 panic!("agent ignored SIGTERM");
             }
@@ -338,12 +350,12 @@ scrape:
         limit: Duration,
         mut f: impl FnMut(&Self) -> Option<T>,
     ) -> T {
-        let deadline = Instant::now() + limit;
+        let deadline = Deadline::after(limit);
         loop {
             if let Some(v) = f(self) {
                 return v;
             }
-            if Instant::now() > deadline {
+            if deadline.passed() {
                 panic!("timed out waiting for {what}\n{}", self.logs());
             }
             tokio::time::sleep(Duration::from_millis(200)).await;

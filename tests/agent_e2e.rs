@@ -513,6 +513,83 @@ groups:
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redeploy_to_a_good_version_replaces_every_replica_one_at_a_time() {
+    let control = ControlExporter::start(&[("control_deploy", 0.0)]).await;
+    let rules = r#"
+groups:
+  - name: deploy
+    interval: 1s
+    rules:
+      - name: deploy-v2
+        queries: { deploy: control_deploy }
+        when: deploy > 0
+        for: 1s
+        cooldown: 10m
+        action: { kind: redeploy, target: web, version: v2 }
+"#;
+    let h = harness("19280-19299", 2, rules, &control).await;
+    let before = h
+        .wait_for("two replicas in traffic", PATIENCE, |h| {
+            let live = h.live_replicas("web");
+            (live.len() == 2 && h.discovery("web").len() == 2).then_some(live)
+        })
+        .await;
+    // Watch the discovery file during the rollout: never empty.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let path = h.data_dir.join("targets/web.json");
+        let done = done.clone();
+        tokio::spawn(async move {
+            let mut smallest = usize::MAX;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(b) = std::fs::read(&path) {
+                    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&b) {
+                        let n = v[0]["targets"].as_array().map_or(0, |a| a.len());
+                        smallest = smallest.min(n);
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            smallest
+        })
+    };
+    control.set("control_deploy", 1.0);
+    let ok = h
+        .wait_for("the redeploy's outcome", Duration::from_secs(90), |h| {
+            h.events().into_iter().find(|e| {
+                matches!(
+                    e.event,
+                    Some(EventKind::ActionFailed) | Some(EventKind::ActionSucceeded)
+                ) && e.rule.as_deref() == Some("deploy-v2")
+            })
+        })
+        .await;
+    assert_eq!(ok.event, Some(EventKind::ActionSucceeded), "{}", h.logs());
+    assert_decided_started_succeeded(&h.events(), ok.action_id.as_deref().unwrap());
+    let after = h
+        .wait_for("two replicas in traffic", PATIENCE, |h| {
+            let live = h.live_replicas("web");
+            (live.len() == 2 && ports_of(&h.discovery("web")) == live.keys().copied().collect())
+                .then_some(live)
+        })
+        .await;
+    for pid in before.values() {
+        assert!(!is_alive(*pid), "old replica {pid} still runs");
+    }
+    for port in after.keys() {
+        assert_eq!(version_of(*port).await, "v2");
+        assert_eq!(healthz(*port).await, Some(200));
+    }
+    assert_eq!(h.recorded_replicas("web"), after);
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let smallest = watcher.await.unwrap();
+    assert!(
+        smallest >= 1,
+        "the discovery file was empty during the rollout"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dry_run_rule_records_what_it_would_do_and_changes_nothing() {
     let control = ControlExporter::start(&[("control_load", 50.0)]).await;
     let rules = r#"

@@ -705,3 +705,72 @@ groups:
     assert_eq!(ports_of(&h.discovery("web")), one.keys().copied().collect());
     assert_eq!(started_ids(&h.events(), "scale-in").len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_during_a_redeploy_before_any_new_replica_served_the_old_ones_keep_serving() {
+    let control = ControlExporter::start(&[("control_deploy", 0.0)]).await;
+    // The new version's replicas take 30 s to listen.
+    let rules = format!(
+        r#"
+groups:
+  - name: deploy
+    interval: 1s
+    rules:
+      - name: deploy-v2
+        queries: {{ deploy: control_deploy }}
+        when: deploy > 0
+        for: 1s
+        cooldown: 10m
+        action:
+          kind: redeploy
+          target: web
+          version: v2
+          command: ["{EXE}", "demo-service", "--port", "{{{{port}}}}", "--version", "{{{{version}}}}", "--startup-delay", "30s"]
+"#
+    );
+    let mut h = Harness::new(&Setup {
+        control: control.addr,
+        targets_yaml: process_target("19440-19459", 1, 3, 2, &[])
+            .replace("startup_timeout: 15s", "startup_timeout: 60s"),
+        extra_jobs_yaml: String::new(),
+        rules_yaml: rules,
+    });
+    h.start().await;
+    let before = h.live_replicas("web");
+    assert_eq!(before.len(), 2);
+    let disc_before = h.discovery("web");
+    control.set("control_deploy", 1.0);
+    let started = h
+        .wait_event("redeploy started", |e| {
+            e.event == Some(EventKind::ActionStarted) && e.rule.as_deref() == Some("deploy-v2")
+        })
+        .await;
+    let id = started.action_id.clone().unwrap();
+    let (new_port, new_pid) = h
+        .wait_for("the first new replica recorded", PATIENCE, |h| {
+            h.recorded_replicas("web")
+                .into_iter()
+                .find(|(p, _)| !before.contains_key(p))
+        })
+        .await;
+    h.kill9();
+    control.set("control_deploy", 0.0);
+
+    h.start().await;
+    let rec = h
+        .wait_event("action_reconciled", |e| {
+            e.event == Some(EventKind::ActionReconciled) && e.action_id.as_deref() == Some(&id)
+        })
+        .await;
+    assert_eq!(reconciled_result(&rec), "not_applied", "{}", h.logs());
+    // The half-started v2 replica is gone; the v1 replicas serve as before.
+    assert!(!is_alive(new_pid), "v2 replica on {new_port} left running");
+    assert_eq!(h.live_replicas("web"), before, "{}", h.logs());
+    assert_eq!(h.recorded_replicas("web"), before);
+    assert_eq!(h.discovery("web"), disc_before);
+    settle().await;
+    assert_eq!(started_ids(&h.events(), "deploy-v2"), vec![id]);
+    h.stop().await;
+    let (code, out) = audit_verify(&h.audit_dir());
+    assert_eq!(code, 0, "audit verify: {out}");
+}

@@ -260,6 +260,12 @@ groups:
         targets["data"]["providers"]["web"]["replicas"], 2,
         "{targets}"
     );
+    // The rules API knows the rule acted before the crash and is still cooling down.
+    let rules = h.get_json("/api/v1/rules").await;
+    let rule = &rules["data"]["groups"][0]["rules"][0];
+    assert_eq!(rule["name"], "scale-out", "{rules}");
+    assert!(rule["last_action_at"].is_string(), "{rule}");
+    assert!(rule["next_action_not_before"].is_string(), "{rule}");
 
     h.stop().await;
     let (code, out) = audit_verify(&h.audit_dir());

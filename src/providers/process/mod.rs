@@ -23,6 +23,11 @@
 //!   are not recorded, so the executor's retry with the same id tries again —
 //!   every op converges on its goal, so a retry after a partial attempt is safe.
 //! - Operations are serialised per target; `state()` never waits for one.
+//! - Start-up (after a crash or a stop) adopts recorded replicas that run and
+//!   are healthy, stops the others, finishes what a crash interrupted (a
+//!   replica being retired is stopped; one started to serve is put into
+//!   traffic), then tops up to the count the last scale asked for
+//!   (`initial_replicas` until the first scale) - never undoing a scale-in.
 pub mod client;
 pub mod config;
 pub mod state;

@@ -142,7 +142,7 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
     let mut failed = 0;
     load.set_rps(15.0);
     step("Steady state: 1 replica, light load (15 rps)");
-    show.watch(&load, Duration::from_secs(8), |_| false).await;
+    show.watch(&load, Duration::from_secs(5), |_| false).await;
 
     step("Load rises to 160 rps: p99 latency climbs past 250ms → the agent scales out");
     load.set_rps(160.0);
@@ -213,12 +213,11 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
         .await;
     show.drain();
     match result {
-        Ok(RunResult::Succeeded { outcome, .. }) if outcome.rolled_back.is_some() => say(&format!(
-            "   rolled back: {}",
-            outcome.rolled_back.unwrap_or_default()
-        )),
+        Ok(RunResult::Succeeded { outcome, .. }) if outcome.rolled_back.is_some() => {
+            say(&format!("   {}", outcome.rolled_back.unwrap_or_default()))
+        }
         Ok(RunResult::Failed { error, cause, .. }) if cause == "rolled_back" => {
-            say(&format!("   rolled back: {error}"))
+            say(&format!("   {error}"))
         }
         other => {
             say(&format!("   expected a rollback, got {other:?}"));
@@ -303,12 +302,11 @@ struct Progress {
 }
 
 impl Progress {
-    #[allow(clippy::disallowed_methods)] // display only: elapsed time on screen
     fn new(agent: Arc<Agent>) -> Self {
         Self {
             agent,
             seen: 0,
-            started: tokio::time::Instant::now(),
+            started: crate::clock::monotonic_now(),
         }
     }
 
@@ -378,7 +376,6 @@ impl Progress {
         false
     }
 
-    #[allow(clippy::disallowed_methods)] // display only
     fn elapsed_s(&self) -> u64 {
         self.started.elapsed().as_secs()
     }

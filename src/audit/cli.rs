@@ -411,7 +411,7 @@ fn rolled_back_to(after: Option<&Value>, why: &str) -> Option<String> {
     }
     let (_, rest) = why.rsplit_once("rolled back to ")?;
     let word = rest.split_whitespace().next()?;
-    let word = word.trim_end_matches(|c: char| matches!(c, '.' | ',' | ';' | ')'));
+    let word = word.trim_end_matches(['.', ',', ';', ')']);
     (!word.is_empty()).then(|| word.to_string())
 }
 

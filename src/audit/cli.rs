@@ -1,9 +1,13 @@
 //! Library half of `homeostat audit`: printing, following, the summary table,
 //! `--since` parsing.
 //!
-//! Owns the human rendering of events. The clap wiring lives in main.rs, which
-//! calls these functions; they write to a passed-in `Write` and never read the
-//! clock (`now` is an argument).
+//! Owns the human rendering of events, including the one-phrase description of
+//! what an action changed (`replicas 1→2 (+18101)`, `closed→open, in traffic
+//! yes→no`, `rolled back to v1`) that both the event lines and the summary
+//! table use instead of the providers' raw `before`/`after` JSON. The clap
+//! wiring lives in main.rs, which calls these functions; they write to a
+//! passed-in `Write` and never read the clock (`now` is an argument). Must not
+//! change what is stored: `--json` prints the stored lines as they are.
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
@@ -365,6 +369,7 @@ fn generic_diff(b: Option<&Value>, a: Option<&Value>) -> Option<String> {
         }
         (None, Some(Value::Object(am))) => am
             .iter()
+            .filter(|(_, v)| !is_empty_state(v))
             .map(|(k, v)| format!("{k}={}", short_value(v)))
             .collect(),
         (b, a) => {
@@ -599,7 +604,9 @@ fn fmt_duration(ms: u64) -> String {
 }
 
 /// One event as one human-readable line (no newline), e.g.
-/// `2026-11-23T04:10:02.123Z  action_succeeded    scale_out  demo  rule=latency-scale-out  2→3  (1532 ms)`.
+/// `2026-11-23T04:26:01.650Z  action_succeeded    scale_out  demo  rule=demo-latency-scale-out  replicas 1→2 (+18101)  (136 ms)  id=…`.
+/// What changed is described as in the summary table; `detail` is shown as
+/// `key=value` words without what the line already says.
 pub fn format_event(ev: &AuditEvent) -> String {
     let mut parts: Vec<String> = vec![
         ev.ts.clone(),
@@ -1331,10 +1338,7 @@ TIME                 RULE                    KIND           TARGET  INSTANCE    
         ok.before = Some(Value::Null);
         ok.after = Some(json!({"response": "", "status": 200}));
         ok.duration_ms = Some(45);
-        assert_eq!(
-            cells(&[ok]),
-            ("response=, status=200".into(), "succeeded".into())
-        );
+        assert_eq!(cells(&[ok]), ("status=200".into(), "succeeded".into()));
         let mut started = ev(EventKind::ActionStarted, "w2", ActionKind::ScaleOut);
         started.detail =
             Some(json!({"request": {"op": {"op": "set_replicas", "from": 2, "to": 3}}}));

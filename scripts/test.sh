@@ -24,6 +24,10 @@ cargo fmt --all -- --check
 echo "== licence and ban check"
 python3 .ci/license_check.py
 
+echo "== dashboard: every metric and label it uses exists; promtool parses every query"
+python3 dashboards/check_dashboard.py --self-test
+python3 dashboards/check_dashboard.py --promtool
+
 echo "== clippy"
 cargo clippy --all-targets --locked -- -D warnings
 

@@ -747,13 +747,15 @@ mod cli_tests {
         ok.target = Some("demo".into());
         ok.rule = Some("latency-scale-out".into());
         // What the process provider reports (ActionOutcome.before/after).
-        let inst = |port: u16, pid: u32, version: &str| {
-            json!({"id": port.to_string(), "in_traffic": true, "pid": pid, "version": version})
-        };
-        ok.before = Some(json!({"instances": [inst(18100, 4242, "v1"), inst(18101, 4250, "v1")],
-            "replicas": 2, "version": "v1"}));
-        ok.after = Some(json!({"instances": [inst(18100, 4242, "v1"), inst(18101, 4250, "v1"),
-            inst(18102, 4377, "v1")], "replicas": 3, "version": "v1"}));
+        let inst = |port: u16, pid: u32, version: &str| json!({"id": port.to_string(), "in_traffic": true, "pid": pid, "version": version});
+        ok.before = Some(
+            json!({"instances": [inst(18100, 4242, "v1"), inst(18101, 4250, "v1")],
+            "replicas": 2, "version": "v1"}),
+        );
+        ok.after = Some(
+            json!({"instances": [inst(18100, 4242, "v1"), inst(18101, 4250, "v1"),
+            inst(18102, 4377, "v1")], "replicas": 3, "version": "v1"}),
+        );
         push(ok, 1542);
         let mut fo = started("a2", "replica-dead", "demo");
         fo.kind = Some(ActionKind::Failover);
@@ -769,7 +771,8 @@ mod cli_tests {
         cb.kind = Some(ActionKind::CircuitBreak);
         cb.instance = Some("127.0.0.1:18100".into());
         (cb.before, cb.after) = (None, None);
-        cb.detail = Some(json!({"circuit": {"from": "closed", "to": "open", "open_for_ms": 30_000}}));
+        cb.detail =
+            Some(json!({"circuit": {"from": "closed", "to": "open", "open_for_ms": 30_000}}));
         push(cb, 20_000);
         let mut rd = started("a4", "new-version", "demo");
         rd.kind = Some(ActionKind::Redeploy);
@@ -780,10 +783,14 @@ mod cli_tests {
         ap.approved_by = Some("alice".into());
         push(ap, 30_500);
         let mut rb = outcome(EventKind::ActionSucceeded, "a4");
-        rb.before = Some(json!({"instances": [inst(18100, 4242, "v1"), inst(18101, 4250, "v1")],
-            "replicas": 2, "version": "v1"}));
-        rb.after = Some(json!({"instances": [inst(18103, 5001, "v2"), inst(18104, 5010, "v2")],
-            "replicas": 2, "version": "v2"}));
+        rb.before = Some(
+            json!({"instances": [inst(18100, 4242, "v1"), inst(18101, 4250, "v1")],
+            "replicas": 2, "version": "v1"}),
+        );
+        rb.after = Some(
+            json!({"instances": [inst(18103, 5001, "v2"), inst(18104, 5010, "v2")],
+            "replicas": 2, "version": "v2"}),
+        );
         rb.duration_ms = Some(850);
         push(rb, 31_350);
         let mut sup = AuditEvent::new(EventKind::Suppressed);

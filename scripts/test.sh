@@ -24,15 +24,38 @@ cargo fmt --all -- --check
 echo "== licence and ban check"
 python3 .ci/license_check.py
 
+echo "== dashboard: every metric and label it uses exists; promtool parses every query"
+python3 dashboards/check_dashboard.py --self-test
+python3 dashboards/check_dashboard.py --promtool
+
 echo "== clippy"
 cargo clippy --all-targets --locked -- -D warnings
 
 echo "== tests"
+test_log=$(mktemp)
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --locked --no-fail-fast
+  cargo nextest run --locked --no-fail-fast 2>&1 | tee "$test_log"
 else
-  cargo test --locked --no-fail-fast
+  cargo test --locked --no-fail-fast 2>&1 | tee "$test_log"
 fi
+# nextest: "Summary [ 8.4s] 338 tests run: 338 passed, 1 skipped"
+summary=$(grep -E 'tests run: [0-9]+ passed' "$test_log" | tail -n 1 || true)
+passed=$(sed -nE 's/.* ([0-9]+) passed.*/\1/p' <<<"$summary")
+failed=$(sed -nE 's/.* ([0-9]+) failed.*/\1/p' <<<"$summary")
+skipped=$(sed -nE 's/.* ([0-9]+) skipped.*/\1/p' <<<"$summary")
+rm -f "$test_log"
 
 echo "== benches (test mode: every bench body runs once)"
 cargo test --locked --benches -q
+
+echo "== the demo (README's first command, debug build): every step must happen"
+demo_dir=$(mktemp -d)
+demo_log=$(mktemp)
+trap 'rm -rf "$demo_dir"' EXIT
+cargo run --locked -q -- demo --data-dir "$demo_dir" --listen 127.0.0.1:19898 > "$demo_log" 2>&1 || {
+  cat "$demo_log"; echo "!! the demo failed"; exit 1; }
+tail -n 25 "$demo_log"
+rm -f "$demo_log"
+
+# The closing line CI reads: the counts of the test run above.
+echo "tests: ${passed:-0} passed, ${failed:-0} failed, ${skipped:-0} skipped"

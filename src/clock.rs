@@ -43,6 +43,14 @@ impl Clock {
     }
 }
 
+/// Monotonic "now" for deadlines and latency measurement in I/O code (provider
+/// timeouts, the demo's load generator). Follows tokio's paused clock. Never
+/// for decisions: the rule engine and guard take time as an argument.
+#[allow(clippy::disallowed_methods)]
+pub fn monotonic_now() -> tokio::time::Instant {
+    tokio::time::Instant::now()
+}
+
 /// Measures how long something took (monotonic, follows tokio's paused clock).
 #[derive(Debug, Clone, Copy)]
 pub struct Stopwatch(tokio::time::Instant);

@@ -20,7 +20,8 @@ impl Labels {
         K: Into<String>,
         V: Into<String>,
     {
-        let mut v: Vec<(String, String)> = Vec::new();
+        let pairs = pairs.into_iter();
+        let mut v: Vec<(String, String)> = Vec::with_capacity(pairs.size_hint().0);
         for (k, val) in pairs {
             let (k, val) = (k.into(), val.into());
             match v.iter_mut().find(|(n, _)| *n == k) {

@@ -37,6 +37,9 @@ pub struct TargetLimits {
     pub cooldown_down: Duration,
     /// Rule actions started per target in any hour; 0 disables the limit.
     pub max_actions_per_hour: u32,
+    /// Largest share of instances with an open circuit (a rule's
+    /// `max_open_share` overrides it).
+    pub max_open_share: f64,
 }
 
 impl Default for TargetLimits {
@@ -47,6 +50,7 @@ impl Default for TargetLimits {
             cooldown_up: Duration::ZERO,
             cooldown_down: Duration::ZERO,
             max_actions_per_hour: 30,
+            max_open_share: DEFAULT_MAX_OPEN_SHARE,
         }
     }
 }
@@ -214,7 +218,8 @@ impl Guard {
             );
         }
         // 6. blast radius (and one action at a time per target)
-        if let Some((cause, detail)) = blast_radius(decision, &intent, state, target_state) {
+        if let Some((cause, detail)) = blast_radius(decision, &intent, target, state, target_state)
+        {
             return suppress(cause, detail);
         }
         // 7. dry-run, 8. approval
@@ -366,6 +371,7 @@ impl Guard {
 fn blast_radius(
     d: &Decision,
     i: &Intent,
+    limits: &TargetLimits,
     state: &GuardState,
     ts: &TargetState,
 ) -> Option<(Cause, String)> {
@@ -387,7 +393,7 @@ fn blast_radius(
         let share = d
             .action
             .max_open_share
-            .unwrap_or(DEFAULT_MAX_OPEN_SHARE)
+            .unwrap_or(limits.max_open_share)
             .clamp(0.0, 1.0);
         let total = (ts.instances.len() as u32).max(ts.replicas) as usize;
         // Circuits of instances that are gone (replaced) no longer take traffic away.

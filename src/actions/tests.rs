@@ -65,6 +65,7 @@ fn limits(min: u32, max: u32) -> TargetLimits {
         cooldown_up: Duration::ZERO,
         cooldown_down: Duration::ZERO,
         max_actions_per_hour: 0,
+        max_open_share: 0.5,
     }
 }
 
@@ -788,6 +789,15 @@ async fn blast_radius_limits_open_circuits_and_redeploys() {
     let mut wide = circuit("i2");
     wide.action.max_open_share = Some(0.75);
     assert!(matches!(rig.check(&wide, &l, &ts), Verdict::Act(_)));
+    // so does the target's configured share (guard.max_open_share)
+    let wide_target = TargetLimits {
+        max_open_share: 0.75,
+        ..limits(1, 10)
+    };
+    assert!(matches!(
+        rig.check(&circuit("i2"), &wide_target, &ts),
+        Verdict::Act(_)
+    ));
 
     // one redeploy at a time: an open (running) redeploy blocks another
     let mut r = decision("deploy", ActionKind::Redeploy, "api", T0);

@@ -112,6 +112,7 @@ pub(super) async fn start(
                 cooldown_up: t.cooldown_up,
                 cooldown_down: t.cooldown_down,
                 max_actions_per_hour: cfg.guard.max_actions_per_target_per_hour,
+                max_open_share: cfg.guard.max_open_share,
             },
         );
     }

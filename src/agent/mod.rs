@@ -80,19 +80,11 @@ fn join_diagnostics(d: &[Diagnostic]) -> String {
 }
 
 /// How the agent runs (beyond its config file).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct AgentOptions {
     /// Stop the instances providers run when the agent stops (the demo does;
     /// a production agent leaves them running and adopts them on restart).
     pub stop_instances_on_exit: bool,
-}
-
-impl Default for AgentOptions {
-    fn default() -> Self {
-        Self {
-            stop_instances_on_exit: false,
-        }
-    }
 }
 
 /// The agent. Shared as `Arc<Agent>` between its loops and the HTTP server.

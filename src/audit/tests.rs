@@ -739,13 +739,23 @@ mod cli_tests {
         let mut out = Vec::new();
         let mut push = |ev: AuditEvent, t: i64| out.push(log.append(ev, T0 + t).unwrap());
         push(decision("latency-scale-out", "a1"), 0);
-        push(started("a1", "latency-scale-out", "demo"), 10);
+        let mut st = started("a1", "latency-scale-out", "demo");
+        (st.before, st.after) = (None, None);
+        push(st, 10);
         let mut ok = outcome(EventKind::ActionSucceeded, "a1");
         ok.kind = Some(ActionKind::ScaleOut);
         ok.target = Some("demo".into());
         ok.rule = Some("latency-scale-out".into());
-        ok.before = Some(json!({"replicas": 2}));
-        ok.after = Some(json!({"replicas": 3}));
+        // What the process provider reports (ActionOutcome.before/after).
+        let inst = |port: u16, pid: u32, version: &str| json!({"id": port.to_string(), "in_traffic": true, "pid": pid, "version": version});
+        ok.before = Some(
+            json!({"instances": [inst(18100, 4242, "v1"), inst(18101, 4250, "v1")],
+            "replicas": 2, "version": "v1"}),
+        );
+        ok.after = Some(
+            json!({"instances": [inst(18100, 4242, "v1"), inst(18101, 4250, "v1"),
+            inst(18102, 4377, "v1")], "replicas": 3, "version": "v1"}),
+        );
         push(ok, 1542);
         let mut fo = started("a2", "replica-dead", "demo");
         fo.kind = Some(ActionKind::Failover);
@@ -759,20 +769,28 @@ mod cli_tests {
         push(failed, 15_020);
         let mut cb = started("a3", "errors-circuit", "demo");
         cb.kind = Some(ActionKind::CircuitBreak);
-        cb.before = Some(json!("closed"));
-        cb.after = Some(json!("open"));
+        cb.instance = Some("127.0.0.1:18100".into());
+        (cb.before, cb.after) = (None, None);
+        cb.detail =
+            Some(json!({"circuit": {"from": "closed", "to": "open", "open_for_ms": 30_000}}));
         push(cb, 20_000);
-        let mut rd = started("a4", "bad-version", "demo");
+        let mut rd = started("a4", "new-version", "demo");
         rd.kind = Some(ActionKind::Redeploy);
-        rd.before = Some(json!({"version": "v1"}));
-        rd.after = Some(json!({"version": "v2"}));
+        (rd.before, rd.after) = (None, None);
         push(rd, 30_000);
         let mut ap = AuditEvent::new(EventKind::Approved);
         ap.action_id = Some("a4".into());
         ap.approved_by = Some("alice".into());
         push(ap, 30_500);
         let mut rb = outcome(EventKind::ActionSucceeded, "a4");
-        rb.after = Some(json!({"version": "v1"}));
+        rb.before = Some(
+            json!({"instances": [inst(18100, 4242, "v1"), inst(18101, 4250, "v1")],
+            "replicas": 2, "version": "v1"}),
+        );
+        rb.after = Some(
+            json!({"instances": [inst(18103, 5001, "v2"), inst(18104, 5010, "v2")],
+            "replicas": 2, "version": "v2"}),
+        );
         rb.duration_ms = Some(850);
         push(rb, 31_350);
         let mut sup = AuditEvent::new(EventKind::Suppressed);
@@ -807,7 +825,7 @@ mod cli_tests {
         );
         assert!(
             lines[2].contains(
-                "action_succeeded    scale_out  demo  rule=latency-scale-out  2→3  (1532 ms)"
+                "action_succeeded    scale_out  demo  rule=latency-scale-out  replicas 2→3 (+18102)  (1532 ms)"
             ),
             "{}",
             lines[2]
@@ -873,7 +891,7 @@ mod cli_tests {
                 "scale_out",
                 "demo",
                 "-",
-                "2→3",
+                "replicas 2→3 (+18102)",
                 "succeeded",
                 "1.532s"
             ]
@@ -896,8 +914,8 @@ mod cli_tests {
                 "errors-circuit",
                 "circuit_break",
                 "demo",
-                "-",
-                "closed→open",
+                "127.0.0.1:18100",
+                "closed→open (planned)",
                 "in progress",
                 "-"
             ]
@@ -905,11 +923,11 @@ mod cli_tests {
         assert_eq!(
             cols(lines[4])[1..],
             [
-                "bad-version",
+                "new-version",
                 "redeploy",
                 "demo",
                 "-",
-                "v1→v1",
+                "version v1→v2",
                 "succeeded (approved by alice)",
                 "850 ms"
             ]
@@ -932,7 +950,10 @@ mod cli_tests {
         );
         // Columns line up: every row has CHANGE at the same character offset.
         let at = lines[0].find("CHANGE").unwrap();
-        assert_eq!(lines[1].chars().skip(at).take(3).collect::<String>(), "2→3");
+        assert_eq!(
+            lines[1].chars().skip(at).take(12).collect::<String>(),
+            "replicas 2→3"
+        );
     }
 
     #[test]

@@ -184,7 +184,7 @@ impl LoadGen {
 
     pub fn stats(&self) -> LoadStats {
         let s = &self.shared;
-        let window_start = Instant::now().checked_sub(s.cfg.latency_window);
+        let window_start = crate::clock::monotonic_now().checked_sub(s.cfg.latency_window);
         let mut recent: Vec<f64> = lock(&s.latencies)
             .iter()
             .filter(|(at, _)| window_start.is_none_or(|w| *at >= w))
@@ -265,12 +265,12 @@ async fn drive(s: Arc<Shared>, client: reqwest::Client) {
     let limit = Arc::new(Semaphore::new(s.cfg.max_concurrency));
     let mut tick = tokio::time::interval(Duration::from_millis(5));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last = Instant::now();
+    let mut last = crate::clock::monotonic_now();
     let mut last_read: Option<Instant> = None;
     let mut tokens = 0.0f64;
     loop {
         tick.tick().await;
-        let now = Instant::now();
+        let now = crate::clock::monotonic_now();
         if last_read.is_none_or(|r| now.duration_since(r) >= s.cfg.reread_interval) {
             if let Some(list) = read_targets(&s.cfg.discovery_file) {
                 *lock(&s.targets) = list;
@@ -311,7 +311,7 @@ async fn drive(s: Arc<Shared>, client: reqwest::Client) {
             let s = s.clone();
             tokio::spawn(async move {
                 let _permit = permit;
-                let started = Instant::now();
+                let started = crate::clock::monotonic_now();
                 let ok = match client.get(&url).send().await {
                     Ok(resp) => {
                         let ok = resp.status().is_success();
@@ -329,11 +329,13 @@ async fn drive(s: Arc<Shared>, client: reqwest::Client) {
                 };
                 counter.fetch_add(1, Ordering::Relaxed);
                 let mut lat = lock(&s.latencies);
-                lat.push_back((Instant::now(), elapsed));
+                lat.push_back((crate::clock::monotonic_now(), elapsed));
                 while lat.len() > MAX_LATENCIES {
                     lat.pop_front();
                 }
-                if let Some(cutoff) = Instant::now().checked_sub(s.cfg.latency_window) {
+                if let Some(cutoff) =
+                    crate::clock::monotonic_now().checked_sub(s.cfg.latency_window)
+                {
                     while lat.front().is_some_and(|(at, _)| *at < cutoff) {
                         lat.pop_front();
                     }

@@ -52,6 +52,8 @@ pub enum DemoError {
     Load(String),
     #[error("{0} of the demo's steps did not complete (see above)")]
     StepsFailed(usize),
+    #[error("interrupted; the agent and its replicas were stopped")]
+    Interrupted,
 }
 
 /// The agent config the demo runs with. `exe` is this binary (replicas run its
@@ -139,15 +141,56 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
         .map_err(|e| DemoError::Load(e.to_string()))?;
     let mut show = Progress::new(agent.clone());
 
+    // Ctrl-C or SIGTERM mid-way still stops the agent and every replica.
+    let failed = tokio::select! {
+        n = script(&agent, &load, &mut show) => Some(n),
+        _ = interrupted() => None,
+    };
+    load.stop();
+    let events = crate::audit::read_all(&agent.audit_dir()).unwrap_or_default();
+    println!("\nWhat the agent did (read back from its audit log):\n");
+    println!("{}", crate::audit::cli::summary_table(&events));
+    match crate::audit::verify(&agent.audit_dir()) {
+        Ok(r) if r.is_ok() => say(&format!(
+            "audit log verified: {} events, hash chain intact",
+            r.events
+        )),
+        Ok(r) => say(&format!("audit log chain BROKEN: {r:?}")),
+        Err(e) => say(&format!("audit log unreadable: {e}")),
+    }
+
+    if opts.keep && failed.is_some() {
+        say(&format!(
+            "--keep: agent still running on http://{} (try /api/v1/rules, /metrics, /api/v1/audit); Ctrl-C stops it",
+            opts.listen
+        ));
+        interrupted().await;
+    }
+    let _ = stop_tx.send(());
+    match runner.await {
+        Ok(r) => r?,
+        Err(e) => return Err(DemoError::Load(format!("agent task: {e}"))),
+    }
+    match failed {
+        None => return Err(DemoError::Interrupted),
+        Some(n) if n > 0 => return Err(DemoError::StepsFailed(n)),
+        Some(_) => {}
+    }
+    say("demo complete: every step happened");
+    Ok(())
+}
+
+/// The scripted faults; returns how many steps did not show their effect.
+async fn script(agent: &Arc<Agent>, load: &LoadGen, show: &mut Progress) -> usize {
     let mut failed = 0;
     load.set_rps(15.0);
     step("Steady state: 1 replica, light load (15 rps)");
-    show.watch(&load, Duration::from_secs(8), |_| false).await;
+    show.watch(load, Duration::from_secs(5), |_| false).await;
 
     step("Load rises to 160 rps: p99 latency climbs past 250ms → the agent scales out");
     load.set_rps(160.0);
     failed += show
-        .until(&load, Duration::from_secs(60), |e| {
+        .until(load, Duration::from_secs(60), |e| {
             is_success(e, ActionKind::ScaleOut)
         })
         .await;
@@ -163,7 +206,7 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
             nix::sys::signal::Signal::SIGKILL,
         );
         failed += show
-            .until(&load, Duration::from_secs(45), |e| {
+            .until(load, Duration::from_secs(45), |e| {
                 is_success(e, ActionKind::Failover)
             })
             .await;
@@ -184,14 +227,14 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
             say(&format!("   injecting failures into {addr}"));
             set_fail_rate(addr, 0.9).await;
             failed += show
-                .until(&load, Duration::from_secs(45), |e| is_circuit(e, "open"))
+                .until(load, Duration::from_secs(45), |e| is_circuit(e, "open"))
                 .await;
             say(&format!(
                 "   {addr} recovers; after open_for the circuit half-opens, then closes"
             ));
             set_fail_rate(addr, 0.0).await;
             failed += show
-                .until(&load, Duration::from_secs(60), |e| is_circuit(e, "closed"))
+                .until(load, Duration::from_secs(60), |e| is_circuit(e, "closed"))
                 .await;
         }
         None => {
@@ -213,12 +256,11 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
         .await;
     show.drain();
     match result {
-        Ok(RunResult::Succeeded { outcome, .. }) if outcome.rolled_back.is_some() => say(&format!(
-            "   rolled back: {}",
-            outcome.rolled_back.unwrap_or_default()
-        )),
+        Ok(RunResult::Succeeded { outcome, .. }) if outcome.rolled_back.is_some() => {
+            say(&format!("   {}", outcome.rolled_back.unwrap_or_default()))
+        }
         Ok(RunResult::Failed { error, cause, .. }) if cause == "rolled_back" => {
-            say(&format!("   rolled back: {error}"))
+            say(&format!("   {error}"))
         }
         other => {
             say(&format!("   expected a rollback, got {other:?}"));
@@ -229,41 +271,28 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
     step("Load falls to 1 rps → latency and traffic are low → the agent scales in");
     load.set_rps(1.0);
     failed += show
-        .until(&load, Duration::from_secs(90), |e| {
+        .until(load, Duration::from_secs(90), |e| {
             is_success(e, ActionKind::ScaleIn)
         })
         .await;
 
-    load.stop();
-    let events = crate::audit::read_all(&agent.audit_dir()).unwrap_or_default();
-    println!("\nWhat the agent did (read back from its audit log):\n");
-    println!("{}", crate::audit::cli::summary_table(&events));
-    match crate::audit::verify(&agent.audit_dir()) {
-        Ok(r) if r.is_ok() => say(&format!(
-            "audit log verified: {} events, hash chain intact",
-            r.events
-        )),
-        Ok(r) => say(&format!("audit log chain BROKEN: {r:?}")),
-        Err(e) => say(&format!("audit log unreadable: {e}")),
-    }
+    failed
+}
 
-    if opts.keep {
-        say(&format!(
-            "--keep: agent still running on http://{} (try /api/v1/rules, /metrics, /api/v1/audit); Ctrl-C stops it",
-            opts.listen
-        ));
-        let _ = tokio::signal::ctrl_c().await;
+/// Ctrl-C or SIGTERM.
+async fn interrupted() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
     }
-    let _ = stop_tx.send(());
-    match runner.await {
-        Ok(r) => r?,
-        Err(e) => return Err(DemoError::Load(format!("agent task: {e}"))),
-    }
-    if failed > 0 {
-        return Err(DemoError::StepsFailed(failed));
-    }
-    say("demo complete: every step happened");
-    Ok(())
 }
 
 fn step(title: &str) {
@@ -303,12 +332,11 @@ struct Progress {
 }
 
 impl Progress {
-    #[allow(clippy::disallowed_methods)] // display only: elapsed time on screen
     fn new(agent: Arc<Agent>) -> Self {
         Self {
             agent,
             seen: 0,
-            started: tokio::time::Instant::now(),
+            started: crate::clock::monotonic_now(),
         }
     }
 
@@ -378,7 +406,6 @@ impl Progress {
         false
     }
 
-    #[allow(clippy::disallowed_methods)] // display only
     fn elapsed_s(&self) -> u64 {
         self.started.elapsed().as_secs()
     }

@@ -320,7 +320,7 @@ impl Drop for InflightGuard<'_> {
 }
 
 async fn work(State(s): State<Arc<ServiceState>>) -> Response {
-    let started = tokio::time::Instant::now();
+    let started = crate::clock::monotonic_now();
     s.inflight.fetch_add(1, Ordering::Relaxed);
     let _guard = InflightGuard(&s.inflight);
     // The rng is not Send: draw everything before the first await.

@@ -98,6 +98,15 @@ pub(crate) async fn ready(State(st): State<AppState>) -> Response {
     }
 }
 
+/// The on-call page: one static HTML page that reads the JSON API.
+pub(crate) async fn oncall_page() -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        include_str!("oncall.html"),
+    )
+        .into_response()
+}
+
 pub(crate) async fn not_found() -> Response {
     (StatusCode::NOT_FOUND, "404 page not found\n").into_response()
 }

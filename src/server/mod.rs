@@ -197,6 +197,7 @@ pub fn router_with(
     };
     let timeout = cfg.request_timeout;
     let app = Router::new()
+        .route("/", get(api::oncall_page))
         .route("/metrics", get(api::metrics))
         .route("/-/healthy", get(api::healthy))
         .route("/-/ready", get(api::ready))

@@ -494,3 +494,17 @@ async fn extra_routes_get_the_same_limits() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn oncall_page_is_html_that_reads_the_api() {
+    let app = app_with(loopback(), Arc::new(FakeAgent::default()));
+    let (status, headers, body) = call(&app, get("/")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-type"], "text/html; charset=utf-8");
+    let page = body;
+    for endpoint in ["api/v1/rules", "api/v1/audit"] {
+        assert!(page.contains(endpoint), "page reads {endpoint}");
+    }
+    // Values from the API are inserted as text, never as markup.
+    assert!(!page.contains("innerHTML"));
+}

@@ -361,7 +361,7 @@ impl Inner {
     }
 
     async fn wait_healthy(&self, r: &Replica, log: &Path) -> Result<(), ProviderError> {
-        let deadline = tokio::time::Instant::now() + self.startup_timeout;
+        let deadline = crate::clock::monotonic_now() + self.startup_timeout;
         loop {
             let exited = lock(&self.children)
                 .get_mut(&r.pid)
@@ -374,7 +374,7 @@ impl Inner {
                     log.display()
                 )));
             }
-            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let remaining = deadline.saturating_duration_since(crate::clock::monotonic_now());
             if client::probe_health(
                 r.port,
                 &self.cfg.health,
@@ -384,7 +384,7 @@ impl Inner {
             {
                 return Ok(());
             }
-            if tokio::time::Instant::now() >= deadline {
+            if crate::clock::monotonic_now() >= deadline {
                 return Err(ProviderError::Timeout {
                     provider: PROVIDER.into(),
                     after_ms: self.startup_timeout.as_millis() as u64,
@@ -425,9 +425,9 @@ impl Inner {
         match child {
             Some(c) => tokio::time::timeout(limit, c.wait()).await.is_ok(),
             None => {
-                let deadline = tokio::time::Instant::now() + limit;
+                let deadline = crate::clock::monotonic_now() + limit;
                 while client::is_alive(pid) {
-                    if tokio::time::Instant::now() >= deadline {
+                    if crate::clock::monotonic_now() >= deadline {
                         return false;
                     }
                     tokio::time::sleep(Duration::from_millis(25)).await;

@@ -114,7 +114,11 @@ fn example_rules_have_passing_action_tests() {
     let rules = files("rules/examples", ".yaml");
     assert!(!rules.is_empty());
     for r in rules {
-        let name = r.file_stem().expect("file name").to_string_lossy().to_string();
+        let name = r
+            .file_stem()
+            .expect("file name")
+            .to_string_lossy()
+            .to_string();
         let test = root().join(format!("rules/examples/tests/{name}.test.yaml"));
         assert!(test.exists(), "{} has no test file", r.display());
         let (ok, out) = homeostat_test(std::slice::from_ref(&test));

@@ -308,3 +308,45 @@ tests:
         .to_string();
     assert!(e.contains("bogus"), "{e}");
 }
+
+#[test]
+fn wrong_action_expectations_fail_with_what_happened() {
+    let path = root().join("rules/examples/tests/latency-autoscaling.test.yaml");
+    let text = std::fs::read_to_string(&path).expect("read");
+    // Wrong replica count, and a suppression that did not happen.
+    let wrong = text
+        .replace("op: set_replicas, to: 3 }", "op: set_replicas, to: 4 }")
+        .replace(
+            "at: 2m30s, rule: checkout-latency-scale-out, cause: cooldown",
+            "at: 2m30s, rule: checkout-latency-scale-out, cause: bounds",
+        );
+    assert_ne!(wrong, text);
+    let r = run_str(&path, &wrong).expect("runs");
+    let all = r.failures.join("\n");
+    assert_eq!(r.failures.len(), 3, "{all}");
+    assert!(all.contains("expected action at 2m 15s: rule checkout-latency-scale-out scale_out on checkout op set_replicas to 4"), "{all}");
+    assert!(all.contains("unexpected actions up to 5m 30s:"), "{all}");
+    assert!(all.contains("(set_replicas 2 → 3)"), "{all}");
+    assert!(
+        all.contains(
+            "expected suppression at 2m 30s: rule checkout-latency-scale-out cause bounds"
+        ),
+        "{all}"
+    );
+    assert!(all.contains("got: suppressed cooldown"), "{all}");
+    // An action nobody expected fails too.
+    let extra = text.replace(
+        "        - { at: 5m15s, rule: checkout-latency-scale-out, kind: scale_out, target: checkout, op: set_replicas, to: 5 }\n",
+        "",
+    );
+    assert_ne!(extra, text);
+    let r = run_str(&path, &extra).expect("runs");
+    assert_eq!(r.failures.len(), 1, "{:?}", r.failures);
+    assert!(
+        r.failures[0].contains(
+            "at 5m 15s rule checkout-latency-scale-out scale_out on checkout (set_replicas 3 → 5)"
+        ),
+        "{}",
+        r.failures[0]
+    );
+}

@@ -350,3 +350,24 @@ fn wrong_action_expectations_fail_with_what_happened() {
         r.failures[0]
     );
 }
+
+#[test]
+fn a_group_without_interval_keeps_only_the_first_value_as_promtool_does() {
+    let text = r#"
+evaluation_interval: 30s
+tests:
+  - input_series:
+      - series: 'x'
+        values: '_ 5+1x10'
+    promql_expr_test:
+      - expr: x
+        eval_time: 2m
+        exp_samples:
+          - labels: 'x'
+            value: 5
+"#;
+    let r = run(text);
+    assert!(r.passed(), "{:?}", r.failures);
+    let r = run(&text.replace("value: 5", "value: 8"));
+    assert_eq!(r.failures.len(), 1);
+}

@@ -70,7 +70,8 @@ pub struct RawGroup {
     /// promtool: optional group name.
     #[serde(default)]
     pub name: Option<String>,
-    /// Step between input samples (default: `evaluation_interval`).
+    /// Step between input samples. As in promtool 2.42 there is no default:
+    /// without it every series holds only its first value, at time 0.
     #[serde(default)]
     pub interval: Option<String>,
     #[serde(default)]

@@ -34,16 +34,13 @@ pub fn loaded_until(max_eval_ms: i64, eval_interval_ms: i64) -> i64 {
 
 impl Group {
     pub fn new(g: &RawGroup, eval_interval_ms: i64) -> Result<Self, NotationError> {
+        // promtool 2.42 does not default `interval` to the evaluation
+        // interval: without one every sample lands at time 0 and only the
+        // first is kept (the others are duplicates of its timestamp).
         let interval_ms = match &g.interval {
             Some(s) => duration_ms(s)?,
-            None => eval_interval_ms,
+            None => 0,
         };
-        if interval_ms <= 0 {
-            return Err(NotationError::Duration(
-                g.interval.clone().unwrap_or_default(),
-                "interval must be positive".into(),
-            ));
-        }
         let mut series = Vec::new();
         for s in &g.input_series {
             series.push((parse_labels(&s.series)?, expand(&s.values)?));
@@ -61,7 +58,8 @@ impl Group {
         Ok(group)
     }
 
-    /// A store with every input sample at or before `until`.
+    /// A store with every input sample at or before `until` (with a zero
+    /// interval: the first sample only, at time 0).
     pub fn store_until(&self, until: TimestampMs) -> Store {
         let mut store = Store::new();
         store.set_retention_ms(i64::MAX / 4);
@@ -73,6 +71,9 @@ impl Group {
                 }
                 if let Some(v) = v {
                     store.append(labels, t, *v);
+                    if self.interval_ms == 0 {
+                        break;
+                    }
                 }
             }
         }

@@ -299,6 +299,12 @@ tests:
 "#;
     let e = run_str(Path::new("a.yaml"), text).unwrap_err().to_string();
     assert!(e.contains("alert_rule_test is not supported"), "{e}");
+    // An empty list is no test at all: accepted, as promtool does.
+    assert!(run_str(
+        Path::new("a.yaml"),
+        "tests:\n  - interval: 1m\n    alert_rule_test: []\n"
+    )
+    .is_ok());
     let e = run_str(Path::new("a.yaml"), "rule_files: [x.yml]\ntests: []\n")
         .unwrap_err()
         .to_string();

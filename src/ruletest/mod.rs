@@ -68,6 +68,17 @@ impl FileReport {
     }
 }
 
+/// A promtool-only field is set to something (not null, not empty).
+fn present(v: &serde_yaml::Value) -> bool {
+    match v {
+        serde_yaml::Value::Null => false,
+        serde_yaml::Value::Sequence(s) => !s.is_empty(),
+        serde_yaml::Value::Mapping(m) => !m.is_empty(),
+        serde_yaml::Value::String(s) => !s.is_empty(),
+        _ => true,
+    }
+}
+
 /// Read and run one test file.
 pub fn run_file(path: &Path) -> Result<FileReport, RuleTestError> {
     let text = std::fs::read_to_string(path).map_err(|source| RuleTestError::Io {
@@ -121,14 +132,14 @@ pub fn run_str(path: &Path, text: &str) -> Result<FileReport, RuleTestError> {
         })?);
     }
     for (gi, g) in raw.tests.iter().enumerate() {
-        if g.alert_rule_test.as_ref().is_some_and(|v| !v.is_null()) {
+        if g.alert_rule_test.as_ref().is_some_and(present) {
             return Err(invalid(format!(
                 "test group {gi}: alert_rule_test is not supported (homeostat has no Prometheus \
                  alert rules); use action_tests for remediation rules"
             )));
         }
-        if g.external_labels.as_ref().is_some_and(|v| !v.is_null())
-            || g.external_url.as_ref().is_some_and(|v| !v.is_null())
+        if g.external_labels.as_ref().is_some_and(present)
+            || g.external_url.as_ref().is_some_and(present)
         {
             return Err(invalid(format!(
                 "test group {gi}: external_labels / external_url are not supported"

@@ -11,7 +11,7 @@ use crate::clock::{Stopwatch, TimestampMs};
 use crate::labels::Labels;
 use crate::providers::Provider;
 use crate::rules::{AlertState, QueryOutcome, Rule};
-use crate::sources::prometheus::{QueryResult, RemoteQuery};
+use crate::sources::prometheus::QueryResult;
 use crate::telemetry::SuppressionCause;
 
 /// A persisting suppression is written again at most this often, so the log
@@ -87,7 +87,6 @@ impl Agent {
     /// concurrently, each within its source's timeout.
     async fn run_queries(&self, rule: &Rule, now: TimestampMs) -> BTreeMap<String, QueryOutcome> {
         let mut outcomes = BTreeMap::new();
-        let mut remote = Vec::new();
         {
             let store = read(&self.store);
             for q in &rule.queries {
@@ -98,11 +97,7 @@ impl Agent {
                             && query.selects_stale(&store, now);
                         outcomes.insert(q.name.clone(), QueryOutcome::from_eval(result, stale));
                     }
-                    (None, Some(source)) => remote.push(RemoteQuery {
-                        name: q.name.clone(),
-                        source: source.clone(),
-                        expr: q.expr.clone(),
-                    }),
+                    (None, Some(_)) => {} // below, on the source
                     (None, None) => {
                         outcomes.insert(
                             q.name.clone(),
@@ -114,17 +109,15 @@ impl Agent {
                 }
             }
         }
-        if !remote.is_empty() {
-            for a in self.sources.run(remote, now).await {
-                self.metrics.source_query(&a.source, a.result.outcome());
-                if let QueryResult::Failed { kind, error } = &a.result {
-                    tracing::warn!(
-                        rule = %rule.name, query = %a.name, source = %a.source,
-                        outcome = kind.as_str(), %error, "remote query failed"
-                    );
-                }
-                outcomes.insert(a.name.clone(), a.outcome());
+        for a in self.sources.run_rule(rule, now).await {
+            self.metrics.source_query(&a.source, a.result.outcome());
+            if let QueryResult::Failed { kind, error } = &a.result {
+                tracing::warn!(
+                    rule = %rule.name, query = %a.name, source = %a.source,
+                    outcome = kind.as_str(), %error, "remote query failed"
+                );
             }
+            outcomes.insert(a.name.clone(), a.outcome());
         }
         outcomes
     }

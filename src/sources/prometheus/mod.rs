@@ -92,6 +92,27 @@ impl Sources {
         self.clients.get(name)
     }
 
+    /// Run the remote queries of `rule` (those naming a source) concurrently
+    /// at `at`; local queries are not touched.
+    pub async fn run_rule(&self, rule: &crate::rules::Rule, at: TimestampMs) -> Vec<RemoteAnswer> {
+        let queries: Vec<RemoteQuery> = rule
+            .queries
+            .iter()
+            .filter(|q| q.local.is_none())
+            .filter_map(|q| {
+                q.source.as_ref().map(|s| RemoteQuery {
+                    name: q.name.clone(),
+                    source: s.clone(),
+                    expr: q.expr.clone(),
+                })
+            })
+            .collect();
+        if queries.is_empty() {
+            return Vec::new();
+        }
+        self.run(queries, at).await
+    }
+
     /// Run `queries` concurrently at `at`, each within its source's timeout.
     /// Answers come back in the order of `queries`.
     pub async fn run(&self, queries: Vec<RemoteQuery>, at: TimestampMs) -> Vec<RemoteAnswer> {

@@ -220,7 +220,16 @@ pub fn compile(
             let p = base_dir.join(&ca);
             match std::fs::read(&p) {
                 Ok(pem) => {
-                    if let Err(e) = reqwest::Certificate::from_pem_bundle(&pem) {
+                    let parsed = reqwest::Certificate::from_pem_bundle(&pem)
+                        .map_err(|e| e.to_string())
+                        .and_then(|v| {
+                            if v.is_empty() {
+                                Err("no certificate found".to_string())
+                            } else {
+                                Ok(v)
+                            }
+                        });
+                    if let Err(e) = parsed {
                         src.error(
                             &path.key("tls").key("ca_file"),
                             format!(

@@ -140,6 +140,18 @@ pub fn compile(
             ),
         );
         ok = false;
+    } else if raw
+        .url
+        .split_once("://")
+        .is_some_and(|(_, rest)| rest.split('/').next().unwrap_or("").contains('@'))
+    {
+        // Credentials in the URL would end up in every error message, log
+        // line and audit reason that names the endpoint.
+        src.error(
+            &path.key("url"),
+            format!("{what}: url must not carry credentials; use basic_auth or a bearer token"),
+        );
+        ok = false;
     } else if raw.url.contains(['?', '#']) {
         src.error(
             &path.key("url"),

@@ -159,7 +159,7 @@ fn errors(text: &str) -> Vec<String> {
 #[test]
 fn config_errors_have_positions_and_are_all_reported() {
     let e = errors(
-        "sources:\n  a: { url: \"ftp://x\", timeout: 10 parsecs }\n  b:\n    url: http://x\n    bearer_token_env: HOMEOSTAT_TEST_UNSET_VAR_1\n    basic_auth: { username: u, password_env: HOMEOSTAT_TEST_UNSET_VAR_2 }\n  c:\n    url: http://x\n    tls: { ca_file: /nonexistent/ca.pem }\n    bearer_token_file: /nonexistent/token\n  d: { url: http://x, basic_auth: { username: u } }\n  e: { url: http://x, tokne: 1 }\n",
+        "sources:\n  a: { url: \"ftp://x\", timeout: 10 parsecs }\n  b:\n    url: http://x\n    bearer_token_env: HOMEOSTAT_TEST_UNSET_VAR_1\n    basic_auth: { username: u, password_env: HOMEOSTAT_TEST_UNSET_VAR_2 }\n  c:\n    url: http://x\n    tls: { ca_file: /nonexistent/ca.pem }\n    bearer_token_file: /nonexistent/token\n  d: { url: http://x, basic_auth: { username: u } }\n  e: { url: http://x, tokne: 1 }\n  f: { url: \"http://u:hunter2@x/\" }\n",
     );
     let all = e.join("\n");
     for want in [
@@ -175,6 +175,11 @@ fn config_errors_have_positions_and_are_all_reported() {
         assert!(all.contains(want), "missing {want:?} in:\n{all}");
     }
     assert!(all.contains("unknown field `tokne`"), "{all}");
+    assert!(
+        all.contains("conf/h.yaml:13:13: source \"f\": url must not carry credentials"),
+        "{all}"
+    );
+    assert!(!all.contains("hunter2"), "{all}");
 }
 
 #[test]

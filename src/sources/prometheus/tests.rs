@@ -366,3 +366,90 @@ async fn unreachable_and_unconfigured_sources_are_http_errors() {
     assert_eq!(answers[1].name, "b");
     assert_eq!(answers[1].result.outcome(), "http_error");
 }
+
+fn remote_rule(kind: &str, on_no_data: &str) -> crate::rules::Rule {
+    let cat: crate::rules::Catalog = std::collections::BTreeMap::from([(
+        "app".to_string(),
+        &crate::actions::ActionKind::ALL as &'static [crate::actions::ActionKind],
+    )]);
+    let ctx = crate::rules::LoadContext {
+        catalog: &cat,
+        sources: ["prom".to_string()].into(),
+        default_interval: Duration::from_secs(10),
+    };
+    let yaml = format!(
+        "groups:\n  - name: g\n    rules:\n      - name: r\n        queries: {{ x: {{ source: prom, expr: 'up' }} }}\n        when: x < 1\n        on_no_data: {on_no_data}\n        action: {{ kind: {kind}, target: app, step: 1 }}\n"
+    );
+    match crate::rules::load_str(Path::new("r.yaml"), &yaml, &ctx) {
+        Ok(set) => set.groups[0].rules[0].clone(),
+        Err(d) => panic!("{d:?}"),
+    }
+}
+
+/// Without a Prometheus: each of the four remote outcomes is its own no-data
+/// kind in the status and the reason, and none yields a scale_in; the same
+/// outcomes do fire a scale_out with `on_no_data: fire` (so the check is not
+/// vacuous).
+#[test]
+fn remote_outcomes_in_the_engine_never_scale_in() {
+    let cases = [
+        (
+            QueryResult::Empty,
+            "empty",
+            "empty: query x (source prom) returned no series",
+        ),
+        (
+            QueryResult::Failed {
+                kind: SourceFailure::HttpError,
+                error: "connection refused".into(),
+            },
+            "http_error",
+            "http_error: query x (source prom): connection refused",
+        ),
+        (
+            QueryResult::Failed {
+                kind: SourceFailure::PromqlError,
+                error: "bad_data: parse error".into(),
+            },
+            "promql_error",
+            "promql_error: query x (source prom): bad_data: parse error",
+        ),
+        (
+            QueryResult::Failed {
+                kind: SourceFailure::Timeout,
+                error: "no answer within 1s".into(),
+            },
+            "timeout",
+            "timeout: query x (source prom): no answer within 1s",
+        ),
+    ];
+    for (result, kind, text) in cases {
+        let outcomes = std::collections::BTreeMap::from([(
+            "x".to_string(),
+            to_outcome("prom", result.clone()),
+        )]);
+        for action in ["scale_in", "scale_out"] {
+            let rule = remote_rule(action, "fire");
+            let mut engine = crate::rules::Engine::new();
+            let mut decisions = Vec::new();
+            let mut status = None;
+            for t in 0..3 {
+                let e = engine.evaluate(&rule, &outcomes, 1_000 * t);
+                decisions.extend(e.decisions);
+                status = Some(e.status);
+            }
+            let status = status.expect("evaluated");
+            assert_eq!(status.no_data_kind, Some(kind), "{action}: {status:?}");
+            assert_eq!(status.no_data.as_deref(), Some(text), "{action}");
+            if action == "scale_in" {
+                assert!(
+                    decisions.is_empty(),
+                    "{kind}: scale_in decided: {decisions:?}"
+                );
+            } else {
+                assert_eq!(decisions.len(), 3, "{kind}: {status:?}");
+                assert_eq!(decisions[0].reason.no_data.as_deref(), Some(text));
+            }
+        }
+    }
+}

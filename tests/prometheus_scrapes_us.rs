@@ -179,6 +179,14 @@ async fn prometheus_scrapes_every_documented_family() {
           v: { source: prom, expr: 'vector(2)' }
         when: v > 5
         action: { kind: scale_out, target: hook, step: 1 }
+      # A source nobody serves: an HTTP error, visible in /api/v1/rules and the
+      # metrics, and never a scale-in even with on_no_data: fire.
+      - name: remote-dead
+        queries:
+          v: { source: dead, expr: 'vector(0)' }
+        when: v < 1
+        on_no_data: fire
+        action: { kind: scale_in, target: hook, step: 1 }
 "#,
     )
     .expect("rules");
@@ -208,6 +216,7 @@ targets:
     webhook: {{ url: "http://{hook_addr}/hook", secret_file: "{secret}" }}
 sources:
   prom: {{ url: "{prom_url}", timeout: 2s }}
+  dead: {{ url: "http://{dead_addr}", timeout: 2s }}
 "#
         ),
     )
@@ -281,27 +290,82 @@ sources:
         agent.log_text()
     );
     // The remote-source rule's queries reached this Prometheus and succeeded.
-    let mut ok_count = 0.0;
-    for _ in 0..50 {
-        let v = api(
-            &http,
-            &prom_url,
-            "/api/v1/query?query=homeostat_source_queries_total%7Bsource%3D%22prom%22%2Coutcome%3D%22ok%22%7D",
-        )
-        .await;
-        ok_count = v
-            .as_ref()
-            .and_then(|v| v["data"]["result"][0]["value"][1].as_str())
-            .and_then(|s| s.parse::<f64>().ok())
-            .unwrap_or(0.0);
-        if ok_count > 0.0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let ok_count = metric_value(
+        &http,
+        &prom_url,
+        "homeostat_source_queries_total%7Bsource%3D%22prom%22%2Coutcome%3D%22ok%22%7D",
+    )
+    .await;
     assert!(
         ok_count > 0.0,
         "homeostat_source_queries_total{{source=\"prom\",outcome=\"ok\"}} never above 0\nagent log:\n{}",
         agent.log_text()
     );
+
+    let dead = metric_value(
+        &http,
+        &prom_url,
+        "homeostat_source_queries_total%7Bsource%3D%22dead%22%2Coutcome%3D%22http_error%22%7D",
+    )
+    .await;
+    assert!(dead > 0.0, "no http_error counted for source dead");
+
+    // The agent's own API shows the kind; the audit log has no scale-in.
+    let agent_url = format!("http://{agent_addr}");
+    let rules = api(&http, &agent_url, "/api/v1/rules")
+        .await
+        .expect("/api/v1/rules");
+    let status = rules["data"]["groups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
+        .find(|r| r["name"] == "remote-dead")
+        .map(|r| r["status"].clone())
+        .expect("remote-dead in /api/v1/rules");
+    assert_eq!(status["no_data_kind"], "http_error", "{status}");
+    let text = status["no_data"].as_str().unwrap_or("");
+    assert!(
+        text.starts_with("http_error: query v (source dead): "),
+        "{text}"
+    );
+    let audit = api(
+        &http,
+        &agent_url,
+        "/api/v1/audit?rule=remote-dead&limit=1000",
+    )
+    .await
+    .expect("/api/v1/audit");
+    let audit_text = audit["data"].to_string();
+    assert!(!audit_text.contains("\"scale_in\""), "{audit_text}");
+    // The control: the always-firing rule's decisions are in the same log.
+    let audit = api(
+        &http,
+        &agent_url,
+        "/api/v1/audit?rule=always-out&limit=1000",
+    )
+    .await
+    .expect("/api/v1/audit");
+    assert!(
+        audit["data"].to_string().contains("\"decision\""),
+        "{audit}"
+    );
+}
+
+/// The value of an instant query's first sample, polled for up to 10 s
+/// (0 when it never appears).
+async fn metric_value(http: &reqwest::Client, prom: &str, encoded_query: &str) -> f64 {
+    for _ in 0..50 {
+        let v = api(http, prom, &format!("/api/v1/query?query={encoded_query}")).await;
+        let x = v
+            .as_ref()
+            .and_then(|v| v["data"]["result"][0]["value"][1].as_str())
+            .and_then(|s| s.parse::<f64>().ok())
+            .unwrap_or(0.0);
+        if x > 0.0 {
+            return x;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    0.0
 }

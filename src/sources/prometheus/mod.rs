@@ -79,6 +79,12 @@ impl Sources {
     pub fn new(cfg: &BTreeMap<String, SourceConfig>) -> Result<Self, SourcesError> {
         let mut clients = BTreeMap::new();
         for (name, c) in cfg {
+            if c.tls.insecure_skip_verify {
+                tracing::warn!(
+                    source = %name, url = %c.url,
+                    "tls.insecure_skip_verify: the server's certificate is not checked"
+                );
+            }
             let client = PrometheusClient::new(c).map_err(|source| SourcesError {
                 name: name.clone(),
                 source,

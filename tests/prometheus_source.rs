@@ -48,6 +48,11 @@ struct Prom {
 
 impl Prom {
     fn start(bin: &str, dir: &Path, scrape_target: &str) -> Prom {
+        Self::start_with(bin, dir, scrape_target, None)
+    }
+
+    /// `web_config`: a `--web.config.file` (TLS); the URL is then https.
+    fn start_with(bin: &str, dir: &Path, scrape_target: &str, web_config: Option<&Path>) -> Prom {
         let port = free_port();
         let cfg = dir.join("prometheus.yml");
         std::fs::write(
@@ -59,7 +64,11 @@ impl Prom {
         .expect("write prometheus.yml");
         let log = dir.join("prometheus.log");
         let out = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(bin)
+        let mut cmd = Command::new(bin);
+        if let Some(w) = web_config {
+            cmd.arg(format!("--web.config.file={}", w.display()));
+        }
+        let child = cmd
             .arg(format!("--config.file={}", cfg.display()))
             .arg(format!(
                 "--storage.tsdb.path={}",
@@ -72,7 +81,14 @@ impl Prom {
             .expect("start prometheus");
         Prom {
             child: Some(child),
-            url: format!("http://127.0.0.1:{port}"),
+            url: format!(
+                "{}://127.0.0.1:{port}",
+                if web_config.is_some() {
+                    "https"
+                } else {
+                    "http"
+                }
+            ),
             log,
         }
     }
@@ -82,7 +98,11 @@ impl Prom {
     }
 
     async fn wait_ready(&mut self) {
-        let http = reqwest::Client::new();
+        // Readiness only: the certificate is checked by the test itself.
+        let http = reqwest::Client::builder()
+            .tls_danger_accept_invalid_certs(true)
+            .build()
+            .expect("client");
         for _ in 0..300 {
             if let Some(c) = self.child.as_mut() {
                 if let Ok(Some(st)) = c.try_wait() {
@@ -466,4 +486,137 @@ async fn client_result_types_against_real_prometheus() {
         c.query("hs_test_gauge", 1_000_000).await,
         QueryResult::Empty
     );
+}
+
+/// TLS: a Prometheus serving https with a self-signed certificate is reached
+/// with `tls.ca_file` naming it, refused (an HTTP error) without it, and reached
+/// with `insecure_skip_verify`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_ca_file_against_real_prometheus() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let Some(bin) = prometheus_or_skip() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let (cert, key) = (d.join("cert.pem"), d.join("key.pem"));
+    // A CA, and a server certificate for 127.0.0.1 signed by it (webpki
+    // refuses a self-signed CA certificate used as the server's own).
+    std::fs::write(
+        d.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("ext.cnf");
+    let steps: [&[&str]; 3] = [
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=homeostat-test-ca",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ],
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "leaf.csr",
+        ],
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+            "-out",
+            "cert.pem",
+        ],
+    ];
+    let mut made = Ok(());
+    for args in steps {
+        let st = Command::new("openssl")
+            .args(args)
+            .current_dir(d)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        match st {
+            Ok(s) if s.success() => {}
+            other => {
+                made = Err(format!("openssl {args:?}: {other:?}"));
+                break;
+            }
+        }
+    }
+    if let Err(e) = made {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("openssl could not make test certificates: {e}");
+        }
+        eprintln!("\n*** SKIPPED: openssl could not make test certificates ({e}) ***\n");
+        return;
+    }
+    let web = d.join("web.yml");
+    std::fs::write(
+        &web,
+        format!(
+            "tls_server_config:\n  cert_file: {}\n  key_file: {}\n",
+            cert.display(),
+            key.display()
+        ),
+    )
+    .expect("web.yml");
+    let exporter = start_exporter(Arc::new(AtomicU64::new(1f64.to_bits()))).await;
+    let mut prom = Prom::start_with(bin, d, &exporter, Some(&web));
+    prom.wait_ready().await;
+    assert!(prom.url.starts_with("https://"));
+    let cfg = homeostat::config::compile(
+        &d.join("h.yaml"),
+        &format!(
+            "sources:\n  with_ca: {{ url: \"{u}\", tls: {{ ca_file: ca.pem }} }}\n  no_ca: {{ url: \"{u}\" }}\n  skip: {{ url: \"{u}\", tls: {{ insecure_skip_verify: true }} }}\n",
+            u = prom.url
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    let sources = Sources::new(&cfg.sources).expect("sources");
+    let now = Clock::system().now_ms();
+    let q = |name: &'static str| {
+        let c = sources.get(name).expect("client").clone();
+        async move { c.query("vector(5)", now).await }
+    };
+    match q("with_ca").await {
+        QueryResult::Samples(s) => assert_eq!(s[0].value, 5.0),
+        other => panic!("with ca_file: {other:?}"),
+    }
+    match q("no_ca").await {
+        QueryResult::Failed { kind, error } => {
+            assert_eq!(kind.as_str(), "http_error", "{error}");
+            assert!(error.to_lowercase().contains("certificate"), "{error}");
+        }
+        other => panic!("without ca_file: {other:?}"),
+    }
+    match q("skip").await {
+        QueryResult::Samples(s) => assert_eq!(s[0].value, 5.0),
+        other => panic!("insecure_skip_verify: {other:?}"),
+    }
 }

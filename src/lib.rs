@@ -20,5 +20,6 @@ pub mod rules;
 pub mod ruletest;
 pub mod scrape;
 pub mod server;
+pub mod sources;
 pub mod store;
 pub mod telemetry;

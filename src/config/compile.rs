@@ -277,7 +277,7 @@ fn compile_source(mut src: SourceFile) -> Result<AgentConfig, Vec<Diagnostic>> {
             else {
                 continue;
             };
-            if let Some(t) = compile_target(&mut src, &path, name, raw) {
+            if let Some(t) = compile_target(&mut src, &path, name, raw, &base_dir) {
                 targets.insert(name.to_string(), t);
             }
         }
@@ -422,6 +422,7 @@ fn compile_target(
     path: &YPath,
     name: &str,
     raw: RawTarget,
+    base_dir: &Path,
 ) -> Option<TargetConfig> {
     let what = format!("target {name:?}");
     let min = raw.min.unwrap_or(1);
@@ -445,7 +446,7 @@ fn compile_target(
                     format!("{what}: a webhook block on a process target"),
                 );
             }
-            let Some(p) = raw.process else {
+            let Some(mut p) = raw.process else {
                 src.error(
                     &path.key("provider"),
                     format!("{what}: provider process needs a process block"),
@@ -471,6 +472,9 @@ fn compile_target(
                 );
                 return None;
             };
+            // Paths in the config are relative to the config file.
+            p.workdir = p.workdir.map(|d| base_dir.join(d));
+            p.discovery_file = p.discovery_file.map(|f| base_dir.join(f));
             (ProviderConfig::Process(p), max)
         }
         "webhook" => {
@@ -480,7 +484,7 @@ fn compile_target(
                     format!("{what}: a process block on a webhook target"),
                 );
             }
-            let Some(w) = raw.webhook else {
+            let Some(mut w) = raw.webhook else {
                 src.error(
                     &path.key("provider"),
                     format!("{what}: provider webhook needs a webhook block"),
@@ -502,6 +506,7 @@ fn compile_target(
                     format!("{what}: set webhook.secret_file or webhook.secret_env, not both"),
                 );
             }
+            w.secret_file = w.secret_file.map(|f| base_dir.join(f));
             // A webhook receiver owns its replica count; bounds only if given.
             (ProviderConfig::Webhook(w), raw.max.unwrap_or(u32::MAX))
         }

@@ -31,7 +31,7 @@ targets:
       health: /healthz
   notify:
     provider: webhook
-    webhook: { url: "http://127.0.0.1:9000/hook" }
+    webhook: { url: "http://127.0.0.1:9000/hook", secret_file: hook.secret }
 sources:
   prom-main: { url: "http://127.0.0.1:9090" }
 guard:
@@ -67,7 +67,14 @@ fn good_config_compiles_with_defaults_and_relative_paths() {
     assert_eq!((t.min, t.max), (1, 8));
     assert_eq!(t.cooldown_down, Duration::from_secs(300));
     assert_eq!(t.provider.name(), "process");
-    assert_eq!(c.targets["notify"].provider.name(), "webhook");
+    match &c.targets["notify"].provider {
+        ProviderConfig::Webhook(w) => assert_eq!(
+            w.secret_file.as_deref(),
+            Some(Path::new("conf/hook.secret")),
+            "secret_file is relative to the config file"
+        ),
+        other => panic!("notify is {}", other.name()),
+    }
     assert_eq!(c.sources["prom-main"].timeout, DEFAULT_SOURCE_TIMEOUT);
     assert_eq!(c.guard.max_actions_per_target_per_hour, 12);
     assert_eq!(c.guard.max_open_share, 0.5);

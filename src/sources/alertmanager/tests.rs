@@ -319,15 +319,15 @@ fn trigger_rule_load_errors_have_positions() {
         "r.yaml:12:9: rule \"neither\": queries: at least one query is required (or a trigger:)"
             .to_string(),
         "r.yaml:12:9: rule \"neither\": when is required (or a trigger:)".to_string(),
-        "r.yaml:15:28: rule \"empty\": trigger: alert is empty".to_string(),
-        "r.yaml:15:44: rule \"empty\": trigger: matcher label name \"bad-name\" is not valid"
+        "r.yaml:15:27: rule \"empty\": trigger: alert is empty".to_string(),
+        "r.yaml:15:43: rule \"empty\": trigger: matcher label name \"bad-name\" is not valid"
             .to_string(),
     ];
     for e in &expect {
         assert!(errs.contains(e), "missing {e:?} in\n{}", errs.join("\n"));
     }
     assert!(
-        errs.iter().any(|e| e.starts_with("r.yaml:18:")
+        errs.iter().any(|e| e.starts_with("r.yaml:18:30: ")
             && e.contains("unknown field `matcher`, expected `alert` or `matchers`")),
         "{}",
         errs.join("\n")

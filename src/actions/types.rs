@@ -174,7 +174,11 @@ pub struct AlertRef {
     #[serde(rename = "startsAt")]
     pub starts_at: String,
     /// Link to the expression that fired (Prometheus graph URL).
-    #[serde(rename = "generatorURL", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "generatorURL",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     pub generator_url: String,
 }
 

@@ -4,13 +4,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::{lock, read, Agent};
+use crate::actions::Cause;
 use crate::actions::{
     ActionKind, ActionSpec, Approval, Decision, Intent, Mode, Reason, RunResult, Started, Verdict,
 };
 use crate::clock::{Stopwatch, TimestampMs};
 use crate::labels::Labels;
 use crate::providers::Provider;
-use crate::actions::Cause;
 use crate::rules::engine::{AlertInput, AlertOutcome};
 use crate::rules::{AlertState, QueryOutcome, Rule};
 use crate::sources::alertmanager::Receipt;

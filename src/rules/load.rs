@@ -349,7 +349,10 @@ impl Loader<'_> {
         } else {
             self.rule_names.insert(raw.name.clone(), here);
         }
-        let trigger = raw.trigger.as_ref().map(|t| self.trigger(src, rp, &what, t, &raw));
+        let trigger = raw
+            .trigger
+            .as_ref()
+            .map(|t| self.trigger(src, rp, &what, t, &raw));
 
         // Queries.
         let mut queries = Vec::new();

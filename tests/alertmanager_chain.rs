@@ -407,6 +407,15 @@ scrape_configs:
         })
         .await;
 
+    // The rules API shows the trigger.
+    let (_, rules) = get_text(&chain.client, &format!("{}/api/v1/rules", chain.agent_url))
+        .await
+        .unwrap();
+    let rules: serde_json::Value = serde_json::from_str(&rules).unwrap();
+    let r = &rules["data"]["groups"][0]["rules"][0];
+    assert_eq!(r["trigger"]["alert"], "ControlHigh", "{rules}");
+    assert_eq!(r["trigger"]["matchers"]["severity"], "page", "{rules}");
+
     // Without the token the receiver refuses (the same policy as /-/reload).
     let unauth = chain
         .client

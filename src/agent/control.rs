@@ -74,6 +74,7 @@ impl Agent {
                             "description": r.description,
                             "queries": r.queries.iter().map(|q| json!({"name": q.name, "expr": q.expr, "source": q.source})).collect::<Vec<_>>(),
                             "when": r.when_text,
+                            "trigger": r.trigger.as_ref().map(|t| json!({"alert": t.alert, "matchers": t.matchers})),
                             "for": humantime::format_duration(r.for_).to_string(),
                             "keep_firing_for": humantime::format_duration(r.keep_firing_for).to_string(),
                             "mode": r.mode,

@@ -103,7 +103,13 @@ impl Agent {
                 let outcome = lock(&self.engine).alert(rule, alert, now);
                 match outcome {
                     AlertOutcome::NoMatch => continue,
-                    AlertOutcome::Duplicate => receipt.duplicates += 1,
+                    AlertOutcome::Duplicate => {
+                        tracing::debug!(
+                            rule = %rule.name, fingerprint = %alert.reference.fingerprint,
+                            starts_at = %alert.reference.starts_at, "alert already acted on"
+                        );
+                        receipt.duplicates += 1;
+                    }
                     AlertOutcome::Resolved => receipt.resolved += 1,
                     AlertOutcome::Invalid(e) => {
                         tracing::warn!(rule = %rule.name, alert = %alert.reference.name, error = %e, "alert not acted on");

@@ -17,6 +17,7 @@ pub mod labels;
 pub mod providers;
 pub mod query;
 pub mod rules;
+pub mod ruletest;
 pub mod scrape;
 pub mod server;
 pub mod sources;

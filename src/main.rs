@@ -40,6 +40,13 @@ enum Command {
         )]
         config: PathBuf,
     },
+    /// Run rule unit tests (promtool's `test rules` format, plus `action_tests`);
+    /// non-zero exit on any failure.
+    Test {
+        /// Test files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// Read or verify the audit log.
     Audit(AuditArgs),
     /// Run the self-contained demo: demo service, load, agent, faults, and a report.
@@ -115,6 +122,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run { config } => run_agent(&config),
         Command::Check { config } => Ok(check(&config)),
+        Command::Test { files } => Ok(
+            match homeostat::ruletest::run_cli(&files, &mut std::io::stdout()) {
+                true => ExitCode::SUCCESS,
+                false => ExitCode::from(1),
+            },
+        ),
         Command::Audit(args) => audit(args),
         Command::Demo {
             keep,

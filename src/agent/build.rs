@@ -183,6 +183,7 @@ pub(super) async fn start(
         Arc::new(ScrapeManager::new(store.clone(), clock, jobs)?.with_observer(metrics.clone()));
 
     let (stop, _) = watch::channel(false);
+    let sources = crate::sources::prometheus::Sources::new(&cfg.sources)?;
     Ok(Arc::new(Agent {
         clock,
         cfg,
@@ -200,6 +201,7 @@ pub(super) async fn start(
         engine: Mutex::new(Engine::with_acted_alerts(acted_alerts)),
         target_states: RwLock::new(target_states),
         scrape,
+        sources,
         last_verdicts: Mutex::new(Default::default()),
         ready: AtomicBool::new(false),
         stop,

@@ -14,6 +14,7 @@ use crate::providers::Provider;
 use crate::rules::engine::{AlertInput, AlertOutcome};
 use crate::rules::{AlertState, QueryOutcome, Rule};
 use crate::sources::alertmanager::Receipt;
+use crate::sources::prometheus::QueryResult;
 use crate::telemetry::SuppressionCause;
 
 /// A persisting suppression is written again at most this often, so the log
@@ -49,11 +50,13 @@ impl Agent {
         };
         let mut ok = true;
         for rule in &g.rules {
-            let outcomes = self.run_queries(rule, now);
-            if outcomes
-                .values()
-                .any(|o| matches!(o, QueryOutcome::Failed(_)))
-            {
+            let outcomes = self.run_queries(rule, now).await;
+            if outcomes.values().any(|o| {
+                matches!(
+                    o,
+                    QueryOutcome::Failed(_) | QueryOutcome::SourceFailed { .. }
+                )
+            }) {
                 ok = false;
                 self.metrics.query_failed(&rule.name);
             }
@@ -147,28 +150,44 @@ impl Agent {
         receipt
     }
 
-    /// Evaluate each named query on the local store, telling missing from stale
-    /// from failed (the rule engine treats them differently).
-    fn run_queries(&self, rule: &Rule, now: TimestampMs) -> BTreeMap<String, QueryOutcome> {
-        let store = read(&self.store);
-        rule.queries
-            .iter()
-            .map(|q| {
-                let outcome = match &q.local {
-                    Some(query) => {
+    /// Evaluate each named query at `now`: local ones on the store (telling
+    /// missing from stale from failed), remote ones on their source,
+    /// concurrently, each within its source's timeout.
+    async fn run_queries(&self, rule: &Rule, now: TimestampMs) -> BTreeMap<String, QueryOutcome> {
+        let mut outcomes = BTreeMap::new();
+        {
+            let store = read(&self.store);
+            for q in &rule.queries {
+                match (&q.local, &q.source) {
+                    (Some(query), _) => {
                         let result = query.eval_vector(&store, now);
                         let stale = matches!(&result, Ok(v) if v.is_empty())
                             && query.selects_stale(&store, now);
-                        QueryOutcome::from_eval(result, stale)
+                        outcomes.insert(q.name.clone(), QueryOutcome::from_eval(result, stale));
                     }
-                    None => QueryOutcome::Failed(format!(
-                        "source {:?}: remote sources are not supported yet",
-                        q.source.as_deref().unwrap_or("")
-                    )),
-                };
-                (q.name.clone(), outcome)
-            })
-            .collect()
+                    (None, Some(_)) => {} // below, on the source
+                    (None, None) => {
+                        outcomes.insert(
+                            q.name.clone(),
+                            QueryOutcome::Failed(
+                                "query has neither a local form nor a source".into(),
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+        for a in self.sources.run_rule(rule, now).await {
+            self.metrics.source_query(&a.source, a.result.outcome());
+            if let QueryResult::Failed { kind, error } = &a.result {
+                tracing::warn!(
+                    rule = %rule.name, query = %a.name, source = %a.source,
+                    outcome = kind.as_str(), %error, "remote query failed"
+                );
+            }
+            outcomes.insert(a.name.clone(), a.outcome());
+        }
+        outcomes
     }
 
     /// Guard one decision, record it, and launch its action if allowed.

@@ -70,6 +70,8 @@ pub enum AgentError {
     },
     #[error("executor: {0}")]
     Exec(#[from] crate::actions::ExecError),
+    #[error("{0}")]
+    Sources(#[from] crate::sources::prometheus::SourcesError),
 }
 
 fn join_diagnostics(d: &[Diagnostic]) -> String {
@@ -105,6 +107,8 @@ pub struct Agent {
     engine: Mutex<Engine>,
     target_states: RwLock<BTreeMap<String, TargetState>>,
     scrape: Arc<ScrapeManager>,
+    /// Clients of the remote sources rule queries may name.
+    sources: crate::sources::prometheus::Sources,
     /// Last verdict written per rule instance, so a suppression that persists
     /// is not written on every tick (see `decide::should_record`).
     last_verdicts: Mutex<HashMap<(String, Labels), decide::Recorded>>,

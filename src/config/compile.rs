@@ -127,11 +127,8 @@ impl ProviderConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct SourceConfig {
-    pub url: String,
-    pub timeout: Duration,
-}
+/// A validated remote source (defined with the source).
+pub use crate::sources::prometheus::config::SourceConfig;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct GuardConfig {
@@ -165,7 +162,7 @@ pub const DEFAULT_SCRAPE_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_BODY_SIZE_LIMIT: u64 = 16 * 1024 * 1024;
 pub const DEFAULT_COOLDOWN_UP: Duration = Duration::from_secs(60);
 pub const DEFAULT_COOLDOWN_DOWN: Duration = Duration::from_secs(300);
-pub const DEFAULT_SOURCE_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_SOURCE_TIMEOUT: Duration = crate::sources::prometheus::config::DEFAULT_TIMEOUT;
 
 /// Read and compile a config file.
 pub fn load(path: &Path) -> Result<AgentConfig, Vec<Diagnostic>> {
@@ -308,28 +305,11 @@ fn compile_source(mut src: SourceFile) -> Result<AgentConfig, Vec<Diagnostic>> {
             else {
                 continue;
             };
-            if !(raw.url.starts_with("http://") || raw.url.starts_with("https://")) {
-                src.error(
-                    &path.key("url"),
-                    format!(
-                        "source {name:?}: url {:?} must start with http:// or https://",
-                        raw.url
-                    ),
-                );
+            if let Some(c) =
+                crate::sources::prometheus::config::compile(&mut src, &path, name, raw, &base_dir)
+            {
+                sources.insert(name.to_string(), c);
             }
-            let timeout = duration(
-                &mut src,
-                &path.key("timeout"),
-                &raw.timeout,
-                DEFAULT_SOURCE_TIMEOUT,
-            );
-            sources.insert(
-                name.to_string(),
-                SourceConfig {
-                    url: raw.url,
-                    timeout,
-                },
-            );
         }
     } else if doc.get("sources").is_some_and(|v| !v.is_null()) {
         src.error(

@@ -121,15 +121,9 @@ pub struct RawTarget {
     pub webhook: Option<WebhookConfig>,
 }
 
-/// A remote query source (`sources.<name>`).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawSource {
-    /// Base URL of a Prometheus-compatible API, e.g. `http://127.0.0.1:9090`.
-    pub url: String,
-    /// Per-query timeout. Default `10s`.
-    pub timeout: Option<String>,
-}
+/// A remote query source (`sources.<name>`): defined with the source, in
+/// `crate::sources::prometheus::config`.
+pub use crate::sources::prometheus::config::RawSource;
 
 /// `guard:` section.
 #[derive(Debug, Default, Deserialize)]

@@ -55,6 +55,9 @@ pub struct DemoServiceArgs {
     /// Ignore SIGTERM (only SIGINT or SIGKILL stop it): exercises a supervisor's SIGKILL escalation.
     #[arg(long)]
     pub ignore_sigterm: bool,
+    /// Wait this long before listening (health fails meanwhile): a slow-starting service.
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    pub startup_delay: Duration,
 }
 
 impl DemoServiceArgs {
@@ -70,6 +73,7 @@ impl DemoServiceArgs {
             fail_rate: 0.0,
             healthy: true,
             ignore_sigterm: false,
+            startup_delay: Duration::ZERO,
         }
     }
 }
@@ -92,6 +96,13 @@ pub enum DemoError {
 pub async fn run(args: DemoServiceArgs) -> Result<(), DemoError> {
     let addr = SocketAddr::new(args.host, args.port);
     let app = router(Arc::new(ServiceState::new(&args)?));
+    if !args.startup_delay.is_zero() {
+        // Stop signals still end the process while it "starts".
+        tokio::select! {
+            _ = tokio::time::sleep(args.startup_delay) => {}
+            _ = shutdown_signal(args.ignore_sigterm) => return Ok(()),
+        }
+    }
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| DemoError::Bind { addr, source })?;

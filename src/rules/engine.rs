@@ -38,6 +38,38 @@ pub enum QueryOutcome {
     Stale,
     /// Evaluation failed.
     Failed(String),
+    /// A remote source answered, with no series (its "missing").
+    Empty { source: String },
+    /// A remote source did not answer with a result.
+    SourceFailed {
+        source: String,
+        kind: SourceFailure,
+        error: String,
+    },
+}
+
+/// Why a remote source gave no result. Each is a distinct no-data kind in the
+/// rule status, the audit reason and `homeostat_source_queries_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceFailure {
+    /// No HTTP answer, or a non-2xx status that is not a query error.
+    HttpError,
+    /// The source rejected or could not execute the query (`bad_data`,
+    /// `execution`), or the result type cannot be used (range vector, string).
+    PromqlError,
+    /// No answer within the source's timeout (or the source's own query timeout).
+    Timeout,
+}
+
+impl SourceFailure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceFailure::HttpError => "http_error",
+            SourceFailure::PromqlError => "promql_error",
+            SourceFailure::Timeout => "timeout",
+        }
+    }
 }
 
 impl QueryOutcome {
@@ -85,6 +117,16 @@ pub enum NoData {
     Missing,
     Stale,
     Failed(String),
+    /// A remote source returned no series.
+    Empty {
+        source: String,
+    },
+    /// A remote source failed; `kind` says how.
+    Source {
+        source: String,
+        kind: SourceFailure,
+        error: String,
+    },
 }
 
 impl NoData {
@@ -94,14 +136,37 @@ impl NoData {
             NoData::Missing => format!("missing: query {query} returned no series"),
             NoData::Stale => format!("stale: query {query} selects only stale series"),
             NoData::Failed(e) => format!("failed: query {query}: {e}"),
+            NoData::Empty { source } => {
+                format!("empty: query {query} (source {source}) returned no series")
+            }
+            NoData::Source {
+                source,
+                kind,
+                error,
+            } => format!(
+                "{}: query {query} (source {source}): {error}",
+                kind.as_str()
+            ),
+        }
+    }
+
+    /// The kind as a word (`missing`, `stale`, `failed`, `empty`, `http_error`,
+    /// `promql_error`, `timeout`), for the rule status.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            NoData::Missing => "missing",
+            NoData::Stale => "stale",
+            NoData::Failed(_) => "failed",
+            NoData::Empty { .. } => "empty",
+            NoData::Source { kind, .. } => kind.as_str(),
         }
     }
 
     fn rank(&self) -> u8 {
         match self {
-            NoData::Missing => 0,
+            NoData::Missing | NoData::Empty { .. } => 0,
             NoData::Stale => 1,
-            NoData::Failed(_) => 2,
+            NoData::Failed(_) | NoData::Source { .. } => 2,
         }
     }
 }
@@ -170,6 +235,7 @@ pub struct RuleState {
     instances: BTreeMap<Labels, Instance>,
     last_eval: Option<TimestampMs>,
     last_no_data: Option<String>,
+    last_no_data_kind: Option<&'static str>,
     last_error: Option<String>,
 }
 
@@ -203,6 +269,9 @@ pub struct RuleStatus {
     /// Set while a query is missing, stale or failing.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub no_data: Option<String>,
+    /// The kind of `no_data` as one word (see [`NoData::kind`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_data_kind: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
     pub instances: Vec<InstanceStatus>,
@@ -246,6 +315,7 @@ impl RuleState {
             state,
             last_eval: self.last_eval,
             no_data: self.last_no_data.clone(),
+            no_data_kind: self.last_no_data_kind,
             last_error: self.last_error.clone(),
             instances,
         }
@@ -294,6 +364,18 @@ impl Rule {
                 Some(QueryOutcome::Ok(_)) | Some(QueryOutcome::Missing) => NoData::Missing,
                 Some(QueryOutcome::Stale) => NoData::Stale,
                 Some(QueryOutcome::Failed(e)) => NoData::Failed(e.clone()),
+                Some(QueryOutcome::Empty { source }) => NoData::Empty {
+                    source: source.clone(),
+                },
+                Some(QueryOutcome::SourceFailed {
+                    source,
+                    kind,
+                    error,
+                }) => NoData::Source {
+                    source: source.clone(),
+                    kind: *kind,
+                    error: error.clone(),
+                },
                 None => NoData::Failed("not evaluated".into()),
             };
             if no_data
@@ -308,6 +390,7 @@ impl Rule {
         if let Some((nd, qname)) = no_data {
             let text = nd.describe(qname);
             state.last_no_data = Some(text.clone());
+            state.last_no_data_kind = Some(nd.kind());
             // Never act on absent data by shrinking: scale_in and scale (whose
             // direction we cannot know without data) hold instead of firing.
             let shrinks = matches!(self.action.kind, ActionKind::ScaleIn | ActionKind::Scale);
@@ -343,6 +426,7 @@ impl Rule {
             }
         } else {
             state.last_no_data = None;
+            state.last_no_data_kind = None;
             let joined = join(&results);
             let mut seen: std::collections::BTreeSet<Labels> = std::collections::BTreeSet::new();
             for (labels, values) in joined {

@@ -17,7 +17,7 @@ mod tests;
 pub use check::{check, check_with, CheckSummary};
 pub use engine::{
     join, AlertState, Engine, Evaluation, InstanceStatus, NoData, QueryOutcome, RuleState,
-    RuleStatus,
+    RuleStatus, SourceFailure,
 };
 pub use load::{
     catalog_for, load_files, load_rules, load_str, provider_kinds, Catalog, LoadContext, Rule,

@@ -1,5 +1,7 @@
-//! Sources other than the scrape loop: data the agent receives or fetches.
+//! Inputs the agent reads from other systems, one folder per kind of source.
 //!
-//! Each source owns its wire format and validation and hands plain values to
-//! the agent; none of them reads or writes agent state directly.
+//! Owns talking to those systems and mapping their answers onto what the rule
+//! engine understands. Must not decide anything (the rule engine does) and must
+//! not act (providers do).
 pub mod alertmanager;
+pub mod prometheus;

@@ -188,6 +188,12 @@ struct EventLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceQueryLabels {
+    source: String,
+    outcome: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: String,
 }
@@ -242,6 +248,7 @@ pub struct Metrics {
     reload_success: Gauge,
     reload_success_time: FloatGauge,
     build_info: Family<BuildLabels, Gauge>,
+    source_queries: Family<SourceQueryLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -278,6 +285,7 @@ impl Metrics {
             reload_success: Gauge::default(),
             reload_success_time: FloatGauge::default(),
             build_info: Family::default(),
+            source_queries: Family::default(),
             registry: Registry::default(),
         };
         r.register(
@@ -399,6 +407,11 @@ impl Metrics {
             "Always 1; the labels carry the agent's version",
             m.build_info.clone(),
         );
+        r.register(
+            "source_queries",
+            "Queries sent to remote sources, by source and outcome (ok, empty, http_error, promql_error, timeout)",
+            m.source_queries.clone(),
+        );
         m.build_info
             .get_or_create(&BuildLabels {
                 version: env!("CARGO_PKG_VERSION").to_string(),
@@ -476,6 +489,17 @@ impl Metrics {
         self.query_errors
             .get_or_create(&RuleLabels {
                 rule: rule.to_string(),
+            })
+            .inc();
+    }
+
+    /// A query to remote source `source` ended with `outcome` (`ok`, `empty`,
+    /// `http_error`, `promql_error`, `timeout`).
+    pub fn source_query(&self, source: &str, outcome: &str) {
+        self.source_queries
+            .get_or_create(&SourceQueryLabels {
+                source: source.to_string(),
+                outcome: outcome.to_string(),
             })
             .inc();
     }

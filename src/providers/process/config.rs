@@ -15,7 +15,9 @@ pub struct ProcessConfig {
     /// HTTP path that answers 2xx when a replica is healthy (e.g. `/healthz`).
     #[serde(default = "default_health")]
     pub health: String,
-    /// Replicas started when the agent starts and finds none (default: the target's `min`).
+    /// Replicas the target starts with (default: the target's `min`). Start-up
+    /// replaces replicas that died while no agent ran, up to this count - or,
+    /// once the target was scaled, up to the count the last scale asked for.
     #[serde(default)]
     pub initial_replicas: Option<u32>,
     /// Version label of the initial command (becomes `{{version}}`).

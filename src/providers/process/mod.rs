@@ -23,6 +23,11 @@
 //!   are not recorded, so the executor's retry with the same id tries again —
 //!   every op converges on its goal, so a retry after a partial attempt is safe.
 //! - Operations are serialised per target; `state()` never waits for one.
+//! - Start-up (after a crash or a stop) adopts recorded replicas that run and
+//!   are healthy, stops the others, finishes what a crash interrupted (a
+//!   replica being retired is stopped; one started to serve is put into
+//!   traffic), then tops up to the count the last scale asked for
+//!   (`initial_replicas` until the first scale) - never undoing a scale-in.
 pub mod client;
 pub mod config;
 pub mod state;
@@ -320,6 +325,8 @@ impl Inner {
                 started_at_ms: crate::clock::Clock::system().now_ms(),
                 seq: st.next_seq,
                 in_traffic: false,
+                pending_traffic: into_traffic,
+                retiring: false,
             };
             st.next_seq += 1;
             st.replicas.push(r.clone());
@@ -341,12 +348,14 @@ impl Inner {
             self.with_state(|st| {
                 if let Some(r) = st.replicas.iter_mut().find(|r| r.pid == pid) {
                     r.in_traffic = true;
+                    r.pending_traffic = false;
                 }
             })?;
             self.save().await?;
         }
         Ok(Replica {
             in_traffic: into_traffic,
+            pending_traffic: false,
             ..replica
         })
     }
@@ -430,13 +439,19 @@ impl Inner {
 
     /// Take a replica out of traffic, stop it and forget it.
     async fn retire(&self, r: &Replica) -> Result<(), ProviderError> {
-        let was_in_traffic = self.with_state(|st| {
+        let changed = self.with_state(|st| {
             st.replica_mut(r.port)
-                .map(|x| std::mem::replace(&mut x.in_traffic, false))
+                .map(|x| {
+                    let changed = x.in_traffic || !x.retiring;
+                    x.in_traffic = false;
+                    x.retiring = true;
+                    changed
+                })
                 .unwrap_or(false)
         })?;
-        if was_in_traffic {
-            // Out of discovery before the signal, so clients stop picking it first.
+        if changed {
+            // Out of discovery before the signal, so clients stop picking it
+            // first; and marked, so a crash from here on still ends with it gone.
             self.save().await?;
         }
         self.stop(r).await;
@@ -538,6 +553,9 @@ impl ProcessProvider {
                 "{to} replicas do not fit the port range ({capacity} ports)"
             )));
         }
+        // Recorded first: a crash midway must not make the next start grow back.
+        inner.with_state(|st| st.desired = Some(to))?;
+        inner.save().await?;
         let st = inner.snapshot()?;
         let have = st.replicas.len();
         if (to as usize) > have {
@@ -553,6 +571,7 @@ impl ProcessProvider {
                 for v in &victims {
                     if let Some(r) = st.replica_mut(v.port) {
                         r.in_traffic = false;
+                        r.retiring = true;
                     }
                 }
             })?;
@@ -730,6 +749,12 @@ impl Provider for ProcessProvider {
                 tracing::info!(target = %inner.target, port = r.port, pid = r.pid, "recorded replica is gone");
                 continue;
             }
+            if r.retiring {
+                // A crash interrupted its retirement: finish it (stopped below).
+                tracing::info!(target = %inner.target, port = r.port, pid = r.pid, "replica was being retired; stopping it");
+                unhealthy.push(r);
+                continue;
+            }
             let mut healthy = false;
             for _ in 0..5 {
                 if client::probe_health(r.port, &inner.cfg.health, inner.health_timeout).await {
@@ -741,6 +766,12 @@ impl Provider for ProcessProvider {
             if healthy {
                 tracing::info!(target = %inner.target, port = r.port, pid = r.pid, "adopted running replica");
                 lock(&inner.health).insert(r.pid, true);
+                let mut r = r;
+                // Its start was interrupted after it was recorded: finish it.
+                if r.pending_traffic {
+                    r.in_traffic = true;
+                    r.pending_traffic = false;
+                }
                 inner.with_state(|st| st.replicas.push(r))?;
             } else {
                 unhealthy.push(r);
@@ -767,12 +798,15 @@ impl Provider for ProcessProvider {
                     started_at_ms: 0,
                     seq: 0,
                     in_traffic: false,
+                    pending_traffic: false,
+                    retiring: false,
                 };
                 inner.stop(&orphan).await;
             }
         }
         let current = inner.snapshot()?.current;
-        while inner.snapshot()?.replicas.len() < inner.initial_replicas as usize {
+        let wanted = inner.snapshot()?.desired.unwrap_or(inner.initial_replicas);
+        while inner.snapshot()?.replicas.len() < wanted as usize {
             inner.launch(&current, None, true).await?;
         }
         inner.save().await?;

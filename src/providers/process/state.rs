@@ -39,6 +39,16 @@ pub struct Replica {
     pub seq: u64,
     /// Listed in the discovery file (false while its circuit is open or while starting).
     pub in_traffic: bool,
+    /// Started to go into traffic once healthy, and not yet there. An agent
+    /// that crashed while the replica started finds this on adoption and puts
+    /// the (healthy) replica into traffic, as the interrupted action would have.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pending_traffic: bool,
+    /// Taken out of traffic to be stopped (scale-in, replacement, redeploy). An
+    /// agent that crashed before it was gone finishes stopping it on adoption,
+    /// instead of keeping a replica that runs but never gets traffic.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retiring: bool,
 }
 
 /// The outcome of an action id, returned again if the id is repeated.
@@ -67,6 +77,11 @@ pub struct PersistedState {
     pub next_seq: u64,
     #[serde(default)]
     pub actions: VecDeque<ActionRecord>,
+    /// Replica count the last scale asked for (recorded before acting). A
+    /// restart tops up to this rather than to `initial_replicas`, so it never
+    /// undoes a scale-in; `None` until the first scale.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desired: Option<u32>,
 }
 
 impl PersistedState {
@@ -79,6 +94,7 @@ impl PersistedState {
             replicas: Vec::new(),
             next_seq: 0,
             actions: VecDeque::new(),
+            desired: None,
         }
     }
 

@@ -145,6 +145,8 @@ fn replica(port: u16, v: &str, in_traffic: bool) -> Replica {
         started_at_ms: 0,
         seq: u64::from(port),
         in_traffic,
+        pending_traffic: false,
+        retiring: false,
     }
 }
 

@@ -33,7 +33,7 @@ const EXPECTED: &[&str] = &[
     "07_templates.yaml:13:21: rule \"unknown-template-name\": action: instance: unknown template name \"instance\" (use a query name: err, or labels.<name>)",
     "08_duplicates.yaml:2:11: group \"when\": duplicate group name (first defined at tests/fixtures/broken/rules/04_when.yaml:2:11)",
     "08_duplicates.yaml:4:15: rule \"typo-in-when\": duplicate rule name (first defined at tests/fixtures/broken/rules/04_when.yaml:4:15)",
-    "08_duplicates.yaml:9:18: rule \"alertmanager\": trigger: Alertmanager triggers are not supported yet; use queries and when",
+    "08_duplicates.yaml:10:9: rule \"alertmanager\": for cannot be used with trigger: (the alert decides when the rule fires; put `for` in the Prometheus alerting rule)",
 ];
 
 fn got(result: Result<rules::CheckSummary, Vec<homeostat::config::Diagnostic>>) -> Vec<String> {

@@ -157,6 +157,29 @@ pub struct Reason {
     /// Example trace ids behind the values (OTLP source), for on-call staff.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trace_ids: Vec<String>,
+    /// The Alertmanager alert behind a `trigger` rule's decision. The start-up
+    /// fold rebuilds the set of alerts already acted on from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert: Option<AlertRef>,
+}
+
+/// One Alertmanager alert, as a trigger rule's decision records it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertRef {
+    /// The alert's `alertname`.
+    pub name: String,
+    /// Alertmanager's fingerprint of the alert's label set.
+    pub fingerprint: String,
+    /// `startsAt` exactly as Alertmanager sent it.
+    #[serde(rename = "startsAt")]
+    pub starts_at: String,
+    /// Link to the expression that fired (Prometheus graph URL).
+    #[serde(
+        rename = "generatorURL",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub generator_url: String,
 }
 
 /// The rule engine's output: one firing rule instance asking for one action.

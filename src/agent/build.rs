@@ -64,6 +64,7 @@ pub(super) async fn start(
     let history = crate::audit::read_all(&audit_dir)?;
     let state = GuardState::rebuild(history.iter());
     let paused_in_log = state.paused();
+    let acted_alerts = crate::sources::alertmanager::acted_alerts(history.iter());
     drop(history);
     let sink = Arc::new(MeteredAudit {
         log: audit.clone(),
@@ -197,7 +198,7 @@ pub(super) async fn start(
         process_providers,
         limits,
         rules: RwLock::new(Arc::new(rules)),
-        engine: Mutex::new(Engine::new()),
+        engine: Mutex::new(Engine::with_acted_alerts(acted_alerts)),
         target_states: RwLock::new(target_states),
         scrape,
         sources,

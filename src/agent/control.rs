@@ -20,12 +20,18 @@ impl Agent {
         if let Some(t) = &self.cfg.api.token {
             cfg = cfg.with_token(t.expose());
         }
-        Ok(crate::server::router(
+        let alerts = crate::sources::alertmanager::router(
+            Arc::new(Control(self.clone())),
+            crate::server::MutationPolicy::new(cfg.api_token.as_deref(), cfg.listen)?,
+            self.clock,
+        );
+        Ok(crate::server::router_with(
             &cfg,
             Arc::new(Control(self.clone())),
             self.store.clone(),
             self.metrics.clone(),
             self.clock,
+            alerts,
         )?)
     }
 
@@ -68,6 +74,7 @@ impl Agent {
                             "description": r.description,
                             "queries": r.queries.iter().map(|q| json!({"name": q.name, "expr": q.expr, "source": q.source})).collect::<Vec<_>>(),
                             "when": r.when_text,
+                            "trigger": r.trigger.as_ref().map(|t| json!({"alert": t.alert, "matchers": t.matchers})),
                             "for": humantime::format_duration(r.for_).to_string(),
                             "keep_firing_for": humantime::format_duration(r.keep_firing_for).to_string(),
                             "mode": r.mode,
@@ -87,6 +94,16 @@ impl Agent {
             })
             .collect();
         json!({ "groups": groups, "paused": state.paused() })
+    }
+}
+
+impl crate::sources::alertmanager::AlertReceiver for Control {
+    fn receive(
+        &self,
+        alerts: Vec<crate::rules::engine::AlertInput>,
+        now: TimestampMs,
+    ) -> crate::sources::alertmanager::Receipt {
+        self.0.receive_alerts(&alerts, now)
     }
 }
 

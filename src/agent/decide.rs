@@ -4,13 +4,16 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::{lock, read, Agent};
+use crate::actions::Cause;
 use crate::actions::{
     ActionKind, ActionSpec, Approval, Decision, Intent, Mode, Reason, RunResult, Started, Verdict,
 };
 use crate::clock::{Stopwatch, TimestampMs};
 use crate::labels::Labels;
 use crate::providers::Provider;
+use crate::rules::engine::{AlertInput, AlertOutcome};
 use crate::rules::{AlertState, QueryOutcome, Rule};
+use crate::sources::alertmanager::Receipt;
 use crate::sources::prometheus::QueryResult;
 use crate::telemetry::SuppressionCause;
 
@@ -80,6 +83,71 @@ impl Agent {
         }
         self.metrics
             .rule_group_evaluated(group, watch.elapsed(), ok);
+    }
+
+    /// Alertmanager alerts in: each trigger rule acts on each new firing alert
+    /// it matches, through the same guard, audit log and executor as a tick.
+    /// An alert stays claimed when the decision acted or went to dry-run or
+    /// approval; after a passing suppression (cooldown, pause …) a redelivery
+    /// may try again.
+    pub(super) fn receive_alerts(
+        self: &Arc<Self>,
+        alerts: &[AlertInput],
+        now: TimestampMs,
+    ) -> Receipt {
+        let rules = self.rules_snapshot();
+        let mut receipt = Receipt {
+            alerts: alerts.len(),
+            ..Receipt::default()
+        };
+        for alert in alerts {
+            let mut matched = false;
+            for rule in rules.rules().filter(|r| r.trigger.is_some()) {
+                let outcome = lock(&self.engine).alert(rule, alert, now);
+                match outcome {
+                    AlertOutcome::NoMatch => continue,
+                    AlertOutcome::Duplicate => {
+                        tracing::debug!(
+                            rule = %rule.name, fingerprint = %alert.reference.fingerprint,
+                            starts_at = %alert.reference.starts_at, "alert already acted on"
+                        );
+                        receipt.duplicates += 1;
+                    }
+                    AlertOutcome::Resolved => receipt.resolved += 1,
+                    AlertOutcome::Invalid(e) => {
+                        tracing::warn!(rule = %rule.name, alert = %alert.reference.name, error = %e, "alert not acted on");
+                    }
+                    AlertOutcome::Decide(d) => {
+                        receipt.decisions += 1;
+                        let kept = match self.guard_and_record(&d, now, false) {
+                            Ok(Verdict::Act(intent)) => {
+                                tracing::info!(
+                                    rule = %d.rule, target = %intent.target, kind = %d.action.kind,
+                                    action_id = %intent.action_id,
+                                    fingerprint = %alert.reference.fingerprint, "acting on alert"
+                                );
+                                if let Some(p) = self.providers.get(&intent.target) {
+                                    self.launch(intent, p.clone());
+                                }
+                                true
+                            }
+                            Ok(Verdict::Suppress { cause, .. }) => {
+                                matches!(cause, Cause::DryRun | Cause::Approval)
+                            }
+                            Err(_) => false,
+                        };
+                        if !kept {
+                            lock(&self.engine).release_alert(&d.rule, &alert.reference);
+                        }
+                    }
+                }
+                matched = true;
+            }
+            if !matched {
+                receipt.unmatched += 1;
+            }
+        }
+        receipt
     }
 
     /// Evaluate each named query at `now`: local ones on the store (telling

@@ -22,7 +22,7 @@ use serde::Serialize;
 
 use super::load::{Rule, RuleSet};
 use super::raw::OnNoData;
-use crate::actions::{ActionKind, Decision, Reason};
+use crate::actions::{ActionKind, AlertRef, Decision, Reason};
 use crate::clock::TimestampMs;
 use crate::labels::Labels;
 use crate::query::{EvalError, Sample};
@@ -331,6 +331,13 @@ impl Rule {
         outcomes: &BTreeMap<String, QueryOutcome>,
         now: TimestampMs,
     ) -> Evaluation {
+        if self.trigger.is_some() {
+            // Trigger rules act when alerts arrive (`Engine::alert`), not on ticks.
+            return Evaluation {
+                decisions: Vec::new(),
+                status: state.status(self),
+            };
+        }
         let for_ms = self.for_.as_millis() as i64;
         let keep_ms = self.keep_firing_for.as_millis() as i64;
         let fp = self.fingerprint();
@@ -543,6 +550,7 @@ impl Rule {
                 for_ms: self.for_.as_millis() as i64,
                 no_data,
                 trace_ids: Vec::new(),
+                alert: None,
             },
             annotations: self
                 .annotations
@@ -552,6 +560,15 @@ impl Rule {
             at: now,
         })
     }
+}
+
+/// The dedup key of an alert for a rule.
+pub fn alert_key(rule: &str, alert: &AlertRef) -> AlertKey {
+    (
+        rule.to_string(),
+        alert.fingerprint.clone(),
+        alert.starts_at.clone(),
+    )
 }
 
 /// Join query results into rule instances.
@@ -625,16 +642,160 @@ pub fn join(results: &[(&str, &[Sample])]) -> Vec<(Labels, BTreeMap<String, f64>
     out
 }
 
+/// One Alertmanager alert as a trigger rule sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertInput {
+    /// `true` for `firing`, `false` for `resolved`.
+    pub firing: bool,
+    pub labels: Labels,
+    /// Fingerprint, `startsAt` (as sent) and generator URL.
+    pub reference: AlertRef,
+    /// `startsAt` in ms, when it parsed.
+    pub starts_at_ms: Option<TimestampMs>,
+}
+
+/// Identity of "this alert acted on by this rule": rule, fingerprint, startsAt.
+pub type AlertKey = (String, String, String);
+
+/// What a trigger rule does with one alert.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AlertOutcome {
+    /// The alert is not for this rule.
+    NoMatch,
+    /// A new firing alert: guard this decision. The alert is claimed; call
+    /// [`Engine::release_alert`] if the guard does not let it through.
+    Decide(Box<Decision>),
+    /// Already acted on (same fingerprint and startsAt): nothing to do.
+    Duplicate,
+    /// Resolved: the rule instance is gone; never acts.
+    Resolved,
+    /// Matches, but no decision can be built (e.g. the instance template
+    /// rendered empty); shown in the rule status.
+    Invalid(String),
+}
+
+impl Rule {
+    /// The decision a firing alert asks for (no dedup: see [`Engine::alert`]).
+    fn alert_decision(&self, alert: &AlertInput, now: TimestampMs) -> Result<Decision, String> {
+        let values = BTreeMap::new();
+        let mut action = self.action.clone();
+        let instance = match &self.instance_template {
+            Some(t) => {
+                let rendered = t.render(&values, &alert.labels);
+                if rendered.is_empty() {
+                    return Err("action.instance rendered empty for this alert's labels".into());
+                }
+                action.instance = Some(rendered.clone());
+                Some(rendered)
+            }
+            None => None,
+        };
+        let mut labels = alert.labels.clone();
+        for (k, v) in &self.labels {
+            labels.set(k, v);
+        }
+        Ok(Decision {
+            rule: self.name.clone(),
+            group: self.group.clone(),
+            action,
+            labels,
+            instance,
+            mode: self.mode,
+            approval: self.approval,
+            cooldown: self.cooldown,
+            reason: Reason {
+                when: self.when_text.clone(),
+                values: BTreeMap::new(),
+                pending_since: alert.starts_at_ms,
+                for_ms: 0,
+                no_data: None,
+                trace_ids: Vec::new(),
+                alert: Some(alert.reference.clone()),
+            },
+            annotations: self
+                .annotations
+                .iter()
+                .map(|(k, t)| (k.clone(), t.render(&values, &alert.labels)))
+                .collect(),
+            at: now,
+        })
+    }
+}
+
 /// Rule states of a whole rule set, keyed by rule name; survives reloads for
 /// rules that keep their name.
 #[derive(Debug, Default)]
 pub struct Engine {
     states: HashMap<String, RuleState>,
+    /// Alerts trigger rules already acted on (rebuilt from the audit log at
+    /// start-up, so a redelivery after a restart does not act again).
+    acted_alerts: std::collections::HashSet<AlertKey>,
 }
 
 impl Engine {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An engine that knows which alerts were already acted on.
+    pub fn with_acted_alerts(acted: impl IntoIterator<Item = AlertKey>) -> Self {
+        Engine {
+            states: HashMap::new(),
+            acted_alerts: acted.into_iter().collect(),
+        }
+    }
+
+    /// Feed one alert to one trigger rule at `now`. A firing alert seen for the
+    /// first time (by fingerprint and startsAt) is claimed and yields a
+    /// decision; a resolved one removes the rule instance and never acts.
+    pub fn alert(&mut self, rule: &Rule, alert: &AlertInput, now: TimestampMs) -> AlertOutcome {
+        let Some(trigger) = &rule.trigger else {
+            return AlertOutcome::NoMatch;
+        };
+        if !trigger.matches(&alert.labels) {
+            return AlertOutcome::NoMatch;
+        }
+        let state = self.states.entry(rule.name.clone()).or_default();
+        state.last_eval = Some(now);
+        if !alert.firing {
+            state.instances.remove(&alert.labels);
+            return AlertOutcome::Resolved;
+        }
+        let inst = state
+            .instances
+            .entry(alert.labels.clone())
+            .or_insert_with(Instance::new);
+        if inst.state != AlertState::Firing {
+            inst.state = AlertState::Firing;
+            inst.active_since = alert.starts_at_ms.unwrap_or(now);
+            inst.fired_at = Some(now);
+        }
+        let key = alert_key(&rule.name, &alert.reference);
+        if self.acted_alerts.contains(&key) {
+            return AlertOutcome::Duplicate;
+        }
+        match rule.alert_decision(alert, now) {
+            Ok(d) => {
+                inst.last_error = None;
+                self.acted_alerts.insert(key);
+                AlertOutcome::Decide(Box::new(d))
+            }
+            Err(e) => {
+                inst.last_error = Some(e.clone());
+                AlertOutcome::Invalid(e)
+            }
+        }
+    }
+
+    /// Give back a claim made by [`Engine::alert`] whose decision did not act
+    /// (the guard suppressed it for a passing reason): a redelivery may retry.
+    pub fn release_alert(&mut self, rule: &str, alert: &AlertRef) {
+        self.acted_alerts.remove(&alert_key(rule, alert));
+    }
+
+    /// Whether this rule already acted on this alert.
+    pub fn alert_acted(&self, rule: &str, alert: &AlertRef) -> bool {
+        self.acted_alerts.contains(&alert_key(rule, alert))
     }
 
     /// Evaluate one rule.

@@ -101,6 +101,28 @@ pub struct Rule {
     pub labels: BTreeMap<String, String>,
     pub(crate) annotations: Vec<(String, Template)>,
     pub(crate) instance_template: Option<Template>,
+    /// Set for an Alertmanager trigger rule (no queries; `when` is unused).
+    pub trigger: Option<Trigger>,
+}
+
+/// A validated `trigger:`: which Alertmanager alerts a rule acts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trigger {
+    /// Required value of the `alertname` label.
+    pub alert: String,
+    /// Further labels required with exactly these values.
+    pub matchers: BTreeMap<String, String>,
+}
+
+impl Trigger {
+    /// Whether an alert with these labels is one this trigger acts on.
+    pub fn matches(&self, labels: &crate::labels::Labels) -> bool {
+        labels.get("alertname") == Some(self.alert.as_str())
+            && self
+                .matchers
+                .iter()
+                .all(|(k, v)| labels.get(k) == Some(v.as_str()))
+    }
 }
 
 /// What rule loading needs from the agent config.
@@ -327,20 +349,17 @@ impl Loader<'_> {
         } else {
             self.rule_names.insert(raw.name.clone(), here);
         }
-        if raw.trigger.is_some() {
-            src.error(
-                &rp.key("trigger"),
-                format!("{what}: trigger: Alertmanager triggers are not supported yet; use queries and when"),
-            );
-            return None;
-        }
+        let trigger = raw
+            .trigger
+            .as_ref()
+            .map(|t| self.trigger(src, rp, &what, t, &raw));
 
         // Queries.
         let mut queries = Vec::new();
-        if raw.queries.is_empty() {
+        if raw.queries.is_empty() && raw.trigger.is_none() {
             src.error(
                 rp,
-                format!("{what}: queries: at least one query is required"),
+                format!("{what}: queries: at least one query is required (or a trigger:)"),
             );
         }
         for (name, q) in &raw.queries {
@@ -396,10 +415,15 @@ impl Loader<'_> {
         let query_names: Vec<&str> = raw.queries.keys().map(String::as_str).collect();
 
         // when
-        let when_text = raw.when.clone().unwrap_or_default();
+        let when_text = match (&raw.trigger, &raw.when) {
+            (Some(t), None) => format!("alert {}", t.alert),
+            _ => raw.when.clone().unwrap_or_default(),
+        };
         let when = match &raw.when {
+            // A trigger rule has no condition of its own: the alert is it.
+            None if raw.trigger.is_some() => evalexpr::build_operator_tree("true").ok(),
             None => {
-                src.error(rp, format!("{what}: when is required"));
+                src.error(rp, format!("{what}: when is required (or a trigger:)"));
                 None
             }
             Some(text) => match evalexpr::build_operator_tree(text) {
@@ -498,7 +522,53 @@ impl Loader<'_> {
             labels: raw.labels,
             annotations,
             instance_template,
+            trigger,
         })
+    }
+
+    /// Validate `trigger:` and the fields that cannot go with it. Alertmanager
+    /// (and the Prometheus alerting rule's own `for`) decide when the alert
+    /// fires, so `for`, `keep_firing_for` and `on_no_data` are refused rather
+    /// than silently ignored.
+    fn trigger(
+        &self,
+        src: &mut SourceFile,
+        rp: &YPath,
+        what: &str,
+        t: &RawTrigger,
+        raw: &RawRule,
+    ) -> Trigger {
+        let tp = rp.key("trigger");
+        let clashes = [
+            ("queries", !raw.queries.is_empty()),
+            ("when", raw.when.is_some()),
+            ("for", raw.for_.is_some()),
+            ("keep_firing_for", raw.keep_firing_for.is_some()),
+            ("on_no_data", raw.on_no_data.is_some()),
+        ];
+        for (key, present) in clashes {
+            if present {
+                src.key_error(
+                    &rp.key(key),
+                    format!("{what}: {key} cannot be used with trigger: (the alert decides when the rule fires; put `for` in the Prometheus alerting rule)"),
+                );
+            }
+        }
+        if t.alert.trim().is_empty() {
+            src.error(&tp.key("alert"), format!("{what}: trigger: alert is empty"));
+        }
+        for k in t.matchers.keys() {
+            if !is_identifier(k) {
+                src.key_error(
+                    &tp.key("matchers").key(k),
+                    format!("{what}: trigger: matcher label name {k:?} is not valid"),
+                );
+            }
+        }
+        Trigger {
+            alert: t.alert.clone(),
+            matchers: t.matchers.clone(),
+        }
     }
 
     fn action(

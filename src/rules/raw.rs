@@ -78,8 +78,20 @@ pub struct RawRule {
     /// Templated texts (`{{ query }}`, `{{ labels.name }}`) for people.
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
-    /// Alertmanager trigger (not supported yet).
-    pub trigger: Option<serde::de::IgnoredAny>,
+    /// Alertmanager trigger, in place of `queries`/`when`: the rule acts once
+    /// per firing alert that matches.
+    pub trigger: Option<RawTrigger>,
+}
+
+/// `trigger: {alert: NAME, matchers: {label: value}}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTrigger {
+    /// The alert's `alertname` label.
+    pub alert: String,
+    /// Further labels the alert must carry with exactly these values.
+    #[serde(default)]
+    pub matchers: BTreeMap<String, String>,
 }
 
 /// A query: a PromQL string for the local store, or `{source, expr}` for a remote source.

@@ -178,7 +178,7 @@ async fn scales_a_real_target_out_and_in() {
     for port in grown.keys() {
         assert_eq!(healthz(*port).await, Some(200), "replica on {port} serves");
     }
-    let events = h.events();
+    let events = h.settled_events().await;
     let outs = started_ids(&events, "scale-out");
     assert!(outs.len() >= 2, "two scale-outs:\n{}", h.logs());
     for id in &outs {
@@ -214,7 +214,7 @@ async fn scales_a_real_target_out_and_in() {
             assert!(!is_alive(*pid), "retired replica {pid} on {port} is gone");
         }
     }
-    let events = h.events();
+    let events = h.settled_events().await;
     let ins = started_ids(&events, "scale-in");
     assert_eq!(ins.len(), 2, "{}", h.logs());
     for id in &ins {
@@ -370,7 +370,7 @@ async fn a_failing_replica_is_taken_out_of_traffic_and_put_back() {
     .await;
     traffic.stop().await;
 
-    let events = h.events();
+    let events = h.settled_events().await;
     let half = events
         .iter()
         .position(|e| circuit_changed(e, &victim, "open", "half_open"))
@@ -688,7 +688,7 @@ async fn pause_suppresses_and_resume_lets_the_rule_act() {
         (h.live_replicas("web").len() == 2 && h.discovery("web").len() == 2).then_some(())
     })
     .await;
-    let events = h.events();
+    let events = h.settled_events().await;
     let resumed = events
         .iter()
         .position(|e| e.event == Some(EventKind::Resumed))

@@ -362,6 +362,18 @@ scrape:
         }
     }
 
+    /// The audit events once every started action has its outcome written:
+    /// the provider's effect (a new pid, a changed discovery file) is visible a
+    /// moment before the executor records `action_succeeded`.
+    pub async fn settled_events(&self) -> Vec<AuditEvent> {
+        self.wait_for("every started action to have an outcome", PATIENCE, |h| {
+            let events = h.events();
+            let open = homeostat::audit::open_actions(&events);
+            open.is_empty().then_some(events)
+        })
+        .await
+    }
+
     /// Wait for the first event matching `pred` (returns it).
     pub async fn wait_event(&self, what: &str, pred: impl Fn(&AuditEvent) -> bool) -> AuditEvent {
         self.wait_for(what, PATIENCE, |h| h.events().into_iter().find(|e| pred(e)))

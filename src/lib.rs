@@ -19,5 +19,6 @@ pub mod query;
 pub mod rules;
 pub mod scrape;
 pub mod server;
+pub mod sources;
 pub mod store;
 pub mod telemetry;

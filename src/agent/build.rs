@@ -181,6 +181,18 @@ pub(super) async fn start(
     let scrape =
         Arc::new(ScrapeManager::new(store.clone(), clock, jobs)?.with_observer(metrics.clone()));
 
+    let otlp = cfg.otlp.enabled.then(|| {
+        Arc::new(crate::sources::otlp::OtlpReceiver::new(
+            cfg.otlp.clone(),
+            store.clone(),
+            clock,
+        ))
+    });
+    let mut engine = Engine::new();
+    if let Some(rx) = &otlp {
+        engine = engine.with_exemplars(rx.exemplars());
+    }
+
     let (stop, _) = watch::channel(false);
     Ok(Arc::new(Agent {
         clock,
@@ -196,9 +208,10 @@ pub(super) async fn start(
         process_providers,
         limits,
         rules: RwLock::new(Arc::new(rules)),
-        engine: Mutex::new(Engine::new()),
+        engine: Mutex::new(engine),
         target_states: RwLock::new(target_states),
         scrape,
+        otlp,
         last_verdicts: Mutex::new(Default::default()),
         ready: AtomicBool::new(false),
         stop,

@@ -20,12 +20,17 @@ impl Agent {
         if let Some(t) = &self.cfg.api.token {
             cfg = cfg.with_token(t.expose());
         }
-        Ok(crate::server::router(
+        let extra = match &self.otlp {
+            Some(rx) => rx.router(),
+            None => axum::Router::new(),
+        };
+        Ok(crate::server::router_with(
             &cfg,
             Arc::new(Control(self.clone())),
             self.store.clone(),
             self.metrics.clone(),
             self.clock,
+            extra,
         )?)
     }
 

@@ -105,6 +105,8 @@ pub struct Agent {
     engine: Mutex<Engine>,
     target_states: RwLock<BTreeMap<String, TargetState>>,
     scrape: Arc<ScrapeManager>,
+    /// `POST /v1/traces` receiver, when `otlp.enabled`.
+    otlp: Option<Arc<crate::sources::otlp::OtlpReceiver>>,
     /// Last verdict written per rule instance, so a suppression that persists
     /// is not written on every tick (see `decide::should_record`).
     last_verdicts: Mutex<HashMap<(String, Labels), decide::Recorded>>,

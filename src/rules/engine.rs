@@ -546,11 +546,23 @@ pub fn join(results: &[(&str, &[Sample])]) -> Vec<(Labels, BTreeMap<String, f64>
 #[derive(Debug, Default)]
 pub struct Engine {
     states: HashMap<String, RuleState>,
+    /// Example trace ids from the OTLP receiver, for decisions on trace series.
+    exemplars: Option<std::sync::Arc<crate::sources::otlp::ExemplarIndex>>,
 }
 
 impl Engine {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Attach the OTLP receiver's example trace ids: a decision of a rule whose
+    /// queries read `traces_*` series carries them in `reason.trace_ids`.
+    pub fn with_exemplars(
+        mut self,
+        index: std::sync::Arc<crate::sources::otlp::ExemplarIndex>,
+    ) -> Self {
+        self.exemplars = Some(index);
+        self
     }
 
     /// Evaluate one rule.
@@ -561,7 +573,16 @@ impl Engine {
         now: TimestampMs,
     ) -> Evaluation {
         let state = self.states.entry(rule.name.clone()).or_default();
-        rule.evaluate(state, outcomes, now)
+        let mut eval = rule.evaluate(state, outcomes, now);
+        if let Some(index) = &self.exemplars {
+            let exprs: Vec<&str> = rule.queries.iter().map(|q| q.expr.as_str()).collect();
+            for d in &mut eval.decisions {
+                if let Some(ids) = index.for_decision(&exprs, &d.labels, now) {
+                    d.reason.trace_ids = ids;
+                }
+            }
+        }
+        eval
     }
 
     /// Evaluate every rule of a group, in order, with the outcomes `outcomes`

@@ -141,8 +141,10 @@ pub struct Agg {
     pub sum_s: f64,
     /// Non-cumulative counts per bucket; the last slot is `+Inf`.
     pub buckets: Vec<u64>,
-    /// The slowest and the failed spans of this request (bounded).
-    pub examples: Vec<ExampleSpan>,
+    /// The slowest spans of this request (at most `examples`), any status.
+    pub slowest: Vec<ExampleSpan>,
+    /// The latest failed spans of this request (at most `examples`).
+    pub failed: Vec<ExampleSpan>,
 }
 
 /// Why a span was refused.
@@ -256,7 +258,7 @@ pub fn aggregate(
                 b.accepted += 1;
                 if examples > 0 {
                     keep_example(
-                        &mut agg.examples,
+                        agg,
                         ExampleSpan {
                             trace_id: hex::encode(&sp.trace_id),
                             duration_s,
@@ -271,26 +273,25 @@ pub fn aggregate(
     b
 }
 
-/// Keep at most `n` examples per key: errors first (latest wins), then the
-/// slowest. All spans of one key share its status, so one rule suffices:
-/// failed keys keep the most recent, others the slowest.
-fn keep_example(v: &mut Vec<ExampleSpan>, e: ExampleSpan, n: usize) {
-    if v.len() < n {
-        v.push(e);
-        return;
-    }
+/// Keep the `n` slowest and the `n` latest failed examples of one key; a later
+/// span wins a tie (the newest trace is the most useful to look at).
+fn keep_example(a: &mut Agg, e: ExampleSpan, n: usize) {
     if e.error {
-        v.remove(0);
-        v.push(e);
-        return;
+        a.failed.push(e.clone());
+        if a.failed.len() > n {
+            a.failed.remove(0);
+        }
     }
-    if let Some((i, min)) = v
-        .iter()
-        .enumerate()
-        .min_by(|a, b| a.1.duration_s.total_cmp(&b.1.duration_s))
-    {
-        if e.duration_s > min.duration_s {
-            v[i] = e;
+    a.slowest.push(e);
+    if a.slowest.len() > n {
+        // `min_by` returns the first of equal minima: the oldest goes.
+        if let Some((i, _)) = a
+            .slowest
+            .iter()
+            .enumerate()
+            .min_by(|x, y| x.1.duration_s.total_cmp(&y.1.duration_s))
+        {
+            a.slowest.remove(i);
         }
     }
 }

@@ -43,7 +43,7 @@ use crate::clock::{Clock, TimestampMs};
 use crate::labels::{Labels, METRIC_NAME};
 use crate::store::SharedStore;
 pub use config::OtlpConfig;
-use convert::{Agg, Batch, DecodeError, Encoding, ExampleSpan, Rejection, SpanKey};
+use convert::{Agg, Batch, DecodeError, Encoding, Rejection, SpanKey};
 
 pub const SPANS_TOTAL: &str = "traces_spans_total";
 pub const DURATION: &str = "traces_span_duration_seconds";
@@ -112,8 +112,8 @@ impl ExemplarIndex {
         }
     }
 
-    fn record(&self, key: &SpanKey, examples: &[ExampleSpan], at: TimestampMs) {
-        if self.per_series == 0 || examples.is_empty() {
+    fn record(&self, key: &SpanKey, agg: &Agg, at: TimestampMs) {
+        if self.per_series == 0 || agg.slowest.is_empty() {
             return;
         }
         let mut m = lock(&self.series);
@@ -123,16 +123,18 @@ impl ExemplarIndex {
         let cutoff = at - EXEMPLAR_WINDOW_MS;
         k.slowest.retain(|(_, t, _)| *t >= cutoff);
         k.failed.retain(|(t, _)| *t >= cutoff);
-        for e in examples {
-            if e.error {
-                k.failed.push_back((at, e.trace_id.clone()));
-                while k.failed.len() > self.per_series {
-                    k.failed.pop_front();
-                }
+        for e in &agg.failed {
+            k.failed.push_back((at, e.trace_id.clone()));
+            while k.failed.len() > self.per_series {
+                k.failed.pop_front();
             }
+        }
+        for e in &agg.slowest {
             k.slowest.push((e.duration_s, at, e.trace_id.clone()));
         }
-        k.slowest.sort_by(|a, b| b.0.total_cmp(&a.0));
+        // Slowest first; on a tie the newer one.
+        k.slowest
+            .sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.cmp(&a.1)));
         k.slowest.truncate(self.per_series);
     }
 
@@ -387,7 +389,7 @@ impl OtlpReceiver {
                 });
             c.total += a.count;
             store.append(&c.labels, ts, c.total as f64);
-            self.exemplars.record(&k, &a.examples, ts);
+            self.exemplars.record(&k, &a, ts);
             let h = hist_updates
                 .entry((k.service, k.span_name, k.kind))
                 .or_insert_with(|| Agg {
@@ -471,7 +473,11 @@ async fn export(State(rx): State<Arc<OtlpReceiver>>, headers: HeaderMap, body: B
         Ok((enc, resp)) => {
             let body = match enc {
                 Encoding::Protobuf => resp.encode_to_vec(),
-                Encoding::Json => serde_json::to_vec(&resp).unwrap_or_else(|_| b"{}".to_vec()),
+                // Omit an absent partial success rather than writing `null`.
+                Encoding::Json => match &resp.partial_success {
+                    None => b"{}".to_vec(),
+                    Some(_) => serde_json::to_vec(&resp).unwrap_or_else(|_| b"{}".to_vec()),
+                },
             };
             (
                 StatusCode::OK,

@@ -134,13 +134,24 @@ pub struct ExampleSpan {
     pub error: bool,
 }
 
+/// Series key of the duration histogram (all statuses together).
+pub type HistKey = (String, String, &'static str);
+
+/// What one request adds to one histogram.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HistAgg {
+    pub count: u64,
+    /// Summed in the order spans arrive, so the result does not depend on
+    /// hash order.
+    pub sum_s: f64,
+    /// Non-cumulative counts per bucket; the last slot is `+Inf`.
+    pub buckets: Vec<u64>,
+}
+
 /// What one request adds to one [`SpanKey`].
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Agg {
     pub count: u64,
-    pub sum_s: f64,
-    /// Non-cumulative counts per bucket; the last slot is `+Inf`.
-    pub buckets: Vec<u64>,
     /// The slowest spans of this request (at most `examples`), any status.
     pub slowest: Vec<ExampleSpan>,
     /// The latest failed spans of this request (at most `examples`).
@@ -172,6 +183,7 @@ impl Rejection {
 #[derive(Debug, Clone, Default)]
 pub struct Batch {
     pub groups: HashMap<SpanKey, Agg>,
+    pub hists: HashMap<HistKey, HistAgg>,
     pub accepted: u64,
     pub rejected: HashMap<Rejection, u64>,
 }
@@ -245,16 +257,20 @@ pub fn aggregate(
                     kind: kind.as_str_name(),
                     status: code.as_str_name(),
                 };
-                let agg = b.groups.entry(key).or_insert_with(|| Agg {
-                    buckets: vec![0; bounds.len() + 1],
-                    ..Agg::default()
-                });
-                agg.count += 1;
-                agg.sum_s += duration_s;
-                let i = bucket_index(bounds, duration_s);
-                if let Some(slot) = agg.buckets.get_mut(i) {
+                let h = b
+                    .hists
+                    .entry((key.service.clone(), key.span_name.clone(), key.kind))
+                    .or_insert_with(|| HistAgg {
+                        buckets: vec![0; bounds.len() + 1],
+                        ..HistAgg::default()
+                    });
+                h.count += 1;
+                h.sum_s += duration_s;
+                if let Some(slot) = h.buckets.get_mut(bucket_index(bounds, duration_s)) {
                     *slot += 1;
                 }
+                let agg = b.groups.entry(key).or_default();
+                agg.count += 1;
                 b.accepted += 1;
                 if examples > 0 {
                     keep_example(

@@ -371,7 +371,10 @@ impl OtlpReceiver {
                 *batch.rejected.entry(Rejection::SpanNameLimit).or_default() += a.count;
             }
         }
-        let mut hist_updates: HashMap<(String, String, &'static str), Agg> = HashMap::new();
+        let names = &st.names;
+        batch
+            .hists
+            .retain(|(svc, name, _), _| names.get(svc).is_some_and(|n| n.contains(name)));
         let mut store = self.store.write().unwrap_or_else(|p| p.into_inner());
         for (k, a) in batch.groups {
             let c = st
@@ -390,19 +393,8 @@ impl OtlpReceiver {
             c.total += a.count;
             store.append(&c.labels, ts, c.total as f64);
             self.exemplars.record(&k, &a, ts);
-            let h = hist_updates
-                .entry((k.service, k.span_name, k.kind))
-                .or_insert_with(|| Agg {
-                    buckets: vec![0; a.buckets.len()],
-                    ..Agg::default()
-                });
-            h.count += a.count;
-            h.sum_s += a.sum_s;
-            for (x, y) in h.buckets.iter_mut().zip(&a.buckets) {
-                *x += y;
-            }
         }
-        for (hk, a) in hist_updates {
+        for (hk, a) in batch.hists {
             let h = st.hists.entry(hk).or_insert_with_key(|(svc, name, kind)| {
                 let base = |metric: &str| {
                     Labels::new([

@@ -364,6 +364,12 @@ fn span_name_cap_per_service_drops_and_counts() {
         latest(&store, DROPPED_TOTAL),
         vec![("{reason=\"span_name_limit\"}".to_string(), 2.0)]
     );
+    // Dropped spans leave no histogram either: svc/a, svc/b, other/c.
+    let hists = latest(&store, "traces_span_duration_seconds_count");
+    assert_eq!(
+        hists.iter().map(|x| x.1).collect::<Vec<_>>(),
+        vec![1.0, 2.0, 1.0]
+    );
 }
 
 #[test]

@@ -167,6 +167,8 @@ pub enum Rejection {
     Invalid,
     /// Past `max_span_names_per_service` (decided by the receiver).
     SpanNameLimit,
+    /// Past the receiver's service limit (decided by the receiver).
+    ServiceLimit,
 }
 
 impl Rejection {
@@ -175,6 +177,7 @@ impl Rejection {
             Rejection::RequestLimit => "request_limit",
             Rejection::Invalid => "invalid",
             Rejection::SpanNameLimit => "span_name_limit",
+            Rejection::ServiceLimit => "service_limit",
         }
     }
 }

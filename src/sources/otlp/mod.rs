@@ -12,7 +12,7 @@
 //! - `traces_span_duration_seconds_bucket{service, span_name, span_kind, le}`,
 //!   `_sum`, `_count` (all statuses together, as a latency SLO wants)
 //! - `traces_spans_dropped_total{reason}`: `invalid`, `request_limit`,
-//!   `span_name_limit`.
+//!   `span_name_limit`, `service_limit` (more than [`MAX_SERVICES`]).
 //!
 //! **Timestamps are receive time**, not the span's end time: the store drops
 //! out-of-order samples per series and exporters batch spans for seconds, so
@@ -50,6 +50,10 @@ pub const DURATION: &str = "traces_span_duration_seconds";
 pub const DROPPED_TOTAL: &str = "traces_spans_dropped_total";
 /// How long an example trace id stays eligible.
 pub const EXEMPLAR_WINDOW_MS: i64 = 10 * 60 * 1000;
+/// Most distinct services the receiver keeps series for; spans of further
+/// services are dropped (`traces_spans_dropped_total{reason="service_limit"}`).
+/// With `max_span_names_per_service` this bounds the receiver's memory.
+pub const MAX_SERVICES: usize = 1_000;
 /// Most trace ids one decision carries.
 pub const MAX_TRACE_IDS_PER_DECISION: usize = 10;
 
@@ -247,10 +251,12 @@ struct Totals {
 }
 
 /// What one accepted request did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ingested {
     pub accepted: u64,
     pub rejected: u64,
+    /// Rejected spans by reason (`traces_spans_dropped_total`'s `reason`).
+    pub by_reason: Vec<(&'static str, u64)>,
 }
 
 /// The receiver: limits, cumulative span metrics, example trace ids.
@@ -339,11 +345,14 @@ impl OtlpReceiver {
         let partial_success = (r.rejected > 0).then(|| ExportTracePartialSuccess {
             rejected_spans: i64::try_from(r.rejected).unwrap_or(i64::MAX),
             error_message: format!(
-                "{} of {} spans rejected (invalid, past max_spans_per_request {} or past max_span_names_per_service {}); see traces_spans_dropped_total",
+                "{} of {} spans rejected ({}); see traces_spans_dropped_total",
                 r.rejected,
                 r.rejected + r.accepted,
-                self.cfg.max_spans_per_request,
-                self.cfg.max_span_names_per_service
+                r.by_reason
+                    .iter()
+                    .map(|(why, n)| format!("{why}: {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         });
         Ok((enc, ExportTraceServiceResponse { partial_success }))
@@ -360,15 +369,25 @@ impl OtlpReceiver {
         keys.sort();
         let mut accepted = batch.accepted;
         for k in &keys {
-            let names = st.names.entry(k.service.clone()).or_default();
-            if names.contains(&k.span_name) {
-                continue;
-            }
-            if names.len() < self.cfg.max_span_names_per_service {
-                names.insert(k.span_name.clone());
-            } else if let Some(a) = batch.groups.remove(k) {
-                accepted -= a.count;
-                *batch.rejected.entry(Rejection::SpanNameLimit).or_default() += a.count;
+            let known_service = st.names.contains_key(&k.service);
+            let verdict = if !known_service && st.names.len() >= MAX_SERVICES {
+                Some(Rejection::ServiceLimit)
+            } else {
+                let names = st.names.entry(k.service.clone()).or_default();
+                if names.contains(&k.span_name) {
+                    None
+                } else if names.len() < self.cfg.max_span_names_per_service {
+                    names.insert(k.span_name.clone());
+                    None
+                } else {
+                    Some(Rejection::SpanNameLimit)
+                }
+            };
+            if let Some(why) = verdict {
+                if let Some(a) = batch.groups.remove(k) {
+                    accepted -= a.count;
+                    *batch.rejected.entry(why).or_default() += a.count;
+                }
             }
         }
         let names = &st.names;
@@ -438,13 +457,23 @@ impl OtlpReceiver {
             store.append(&h.count_labels, ts, h.count as f64);
         }
         let rejected: u64 = batch.rejected.values().sum();
+        let mut by_reason: Vec<(&'static str, u64)> = batch
+            .rejected
+            .iter()
+            .map(|(r, n)| (r.label(), *n))
+            .collect();
+        by_reason.sort();
         for (r, n) in batch.rejected {
             let total = st.dropped.entry(r).or_default();
             *total += n;
             let l = Labels::new([(METRIC_NAME, DROPPED_TOTAL), ("reason", r.label())]);
             store.append(&l, ts, *total as f64);
         }
-        Ingested { accepted, rejected }
+        Ingested {
+            accepted,
+            rejected,
+            by_reason,
+        }
     }
 }
 

@@ -313,7 +313,10 @@ fn partial_success_counts_invalid_and_over_limit_spans() {
     let p = resp.partial_success.expect("partial");
     // 2 invalid + 2 valid accepted (4 taken), 3 past the request limit.
     assert_eq!(p.rejected_spans, 5);
-    assert!(p.error_message.contains("5 of 7"), "{}", p.error_message);
+    assert_eq!(
+        p.error_message,
+        "5 of 7 spans rejected (invalid: 2, request_limit: 3); see traces_spans_dropped_total"
+    );
     assert_eq!(
         latest(&store, DROPPED_TOTAL),
         vec![
@@ -614,4 +617,32 @@ proptest! {
         }
         let _ = rx.handle(PB, None, &body, T0);
     }
+}
+
+#[test]
+fn services_past_the_service_limit_are_dropped_and_counted() {
+    let (rx, store) = receiver(small_buckets());
+    let mut req = request("s", vec![]);
+    let template = req.resource_spans[0].clone();
+    req.resource_spans = (0..MAX_SERVICES + 5)
+        .map(|i| {
+            let mut r = template.clone();
+            if let Some(res) = r.resource.as_mut() {
+                res.attributes[0].value = Some(AnyValue {
+                    value: Some(any_value::Value::StringValue(format!("svc-{i:05}"))),
+                });
+            }
+            r.scope_spans[0].spans = vec![span(1, "op", 2, 0, 1)];
+            r
+        })
+        .collect();
+    let (_, resp) = rx
+        .handle(PB, None, &req.encode_to_vec(), T0)
+        .expect("accepted");
+    assert_eq!(resp.partial_success.map(|p| p.rejected_spans), Some(5));
+    assert_eq!(latest(&store, SPANS_TOTAL).len(), MAX_SERVICES);
+    assert_eq!(
+        latest(&store, DROPPED_TOTAL),
+        vec![("{reason=\"service_limit\"}".to_string(), 5.0)]
+    );
 }

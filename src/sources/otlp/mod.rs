@@ -206,7 +206,7 @@ impl ExemplarIndex {
             .flat_map(|(_, k)| k.failed.iter().filter(|(t, _)| *t >= cutoff))
             .map(|(t, id)| (*t, id.as_str()))
             .collect();
-        failed.sort_by(|a, b| b.0.cmp(&a.0));
+        failed.sort_by_key(|x| std::cmp::Reverse(x.0));
         let mut slow: Vec<(f64, &str)> = keys
             .iter()
             .flat_map(|(_, k)| k.slowest.iter().filter(|(_, t, _)| *t >= cutoff))

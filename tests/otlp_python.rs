@@ -246,3 +246,106 @@ async fn python_sdk_spans_become_exact_series() {
     let _ = stop.send(());
     server.await.expect("join").expect("serve");
 }
+
+/// The whole agent from a config file with `otlp: {enabled: true}`: spans
+/// posted as OTLP/JSON feed a dry-run rule over `traces_spans_total`, and the
+/// rule's decision in the audit log carries the failed span's trace id.
+/// (Real time; the loop below waits for the decision with a deadline, it does
+/// not assert on timing.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_decision_on_trace_series_carries_trace_ids() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = dir.path().join("hook.secret");
+    std::fs::write(&secret, "s3cret\n").expect("secret");
+    std::fs::write(
+        dir.path().join("homeostat.yaml"),
+        format!("listen: 127.0.0.1:9798\nrule_files: [rules.yaml]\notlp:\n  enabled: true\n  histogram_buckets: [0.1, 1]\ntargets:\n  api:\n    provider: webhook\n    min: 1\n    max: 4\n    webhook: {{ url: \"http://127.0.0.1:9/scale\", secret_file: {:?} }}\n", secret.display().to_string()),
+    )
+    .expect("config");
+    std::fs::write(
+        dir.path().join("rules.yaml"),
+        "groups:\n  - name: traces\n    interval: 1s\n    rules:\n      - name: checkout-errors\n        queries:\n          ratio: 'sum by (service)(rate(traces_spans_total{status_code=\"STATUS_CODE_ERROR\"}[1m])) / sum by (service)(rate(traces_spans_total[1m]))'\n        when: ratio > 0.1\n        mode: dry_run\n        action: { kind: scale_out, target: api }\n",
+    )
+    .expect("rules");
+    let agent = homeostat::agent::Agent::start_from_file(
+        &dir.path().join("homeostat.yaml"),
+        Clock::system(),
+        Default::default(),
+    )
+    .await
+    .expect("agent starts");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = {
+        let agent = agent.clone();
+        tokio::spawn(async move {
+            agent
+                .run_on(listener, async move {
+                    let _ = stopped.await;
+                })
+                .await
+        })
+    };
+    let failed_trace = "5b8efff798038103d269b633813fc60c";
+    let body = |i: u32| {
+        let start: u64 = 1_700_000_000_000_000_000 + u64::from(i) * 1_000_000_000;
+        let span = |trace: String, code: &str, ms: u64| {
+            serde_json::json!({
+                "traceId": trace, "spanId": "eee19b7ec3c1b174", "name": "GET /pay",
+                "kind": "SPAN_KIND_SERVER", "startTimeUnixNano": start.to_string(),
+                "endTimeUnixNano": (start + ms * 1_000_000).to_string(),
+                "status": {"code": code},
+            })
+        };
+        let spans: Vec<serde_json::Value> = vec![
+            span(format!("{:032x}", 1000 + i), "STATUS_CODE_OK", 20),
+            span(format!("{:032x}", 2000 + i), "STATUS_CODE_OK", 30),
+            span(failed_trace.to_string(), "STATUS_CODE_ERROR", 900),
+        ];
+        serde_json::json!({"resourceSpans": [{
+            "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "checkout"}}]},
+            "scopeSpans": [{"spans": spans}],
+        }]})
+    };
+    let client = reqwest::Client::new();
+    let audit_dir = agent.audit_dir();
+    let deadline = homeostat::clock::monotonic_now() + std::time::Duration::from_secs(30);
+    let mut i = 0;
+    let reason = loop {
+        let resp = client
+            .post(format!("{base}/v1/traces"))
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(&body(i)).expect("json"))
+            .send()
+            .await;
+        if let Ok(r) = resp {
+            assert_eq!(r.status(), 200);
+        }
+        i += 1;
+        let events = homeostat::audit::read_all(&audit_dir).expect("audit");
+        if let Some(ev) = events.iter().find(|e| {
+            e.event == Some(homeostat::audit::EventKind::Decision)
+                && e.rule.as_deref() == Some("checkout-errors")
+        }) {
+            break ev.reason.clone().expect("reason");
+        }
+        assert!(
+            homeostat::clock::monotonic_now() < deadline,
+            "no decision of checkout-errors in the audit log: {events:#?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    };
+    assert_eq!(
+        reason.trace_ids.first().map(String::as_str),
+        Some(failed_trace)
+    );
+    assert!(
+        (reason.values["ratio"] - 1.0 / 3.0).abs() < 1e-9,
+        "{reason:?}"
+    );
+    let _ = stop.send(());
+    running.await.expect("join").expect("agent run");
+}

@@ -646,3 +646,26 @@ fn services_past_the_service_limit_are_dropped_and_counted() {
         vec![("{reason=\"service_limit\"}".to_string(), 5.0)]
     );
 }
+
+#[test]
+fn agent_config_reports_otlp_errors_with_positions() {
+    let p = std::path::Path::new("homeostat.yaml");
+    let c = crate::config::compile(p, "otlp:\n  enabled: true\n  exemplars_per_series: 5\n")
+        .expect("valid");
+    assert!(c.otlp.enabled);
+    assert_eq!(c.otlp.exemplars_per_series, 5);
+    assert!(!crate::config::compile(p, "").expect("empty").otlp.enabled);
+    let errs = crate::config::compile(p, "otlp:\n  enabled: true\n  max_spans_per_request: 0\n")
+        .expect_err("invalid");
+    let text: Vec<String> = errs.iter().map(|d| d.to_string()).collect();
+    assert!(
+        text.iter()
+            .any(|t| t.contains("homeostat.yaml:3") && t.contains("otlp.max_spans_per_request")),
+        "{text:?}"
+    );
+    let errs = crate::config::compile(p, "otlp:\n  enable: true\n").expect_err("typo");
+    assert!(
+        errs.iter().any(|d| d.to_string().contains("enable")),
+        "{errs:?}"
+    );
+}

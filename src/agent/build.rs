@@ -182,6 +182,18 @@ pub(super) async fn start(
     let scrape =
         Arc::new(ScrapeManager::new(store.clone(), clock, jobs)?.with_observer(metrics.clone()));
 
+    let otlp = cfg.otlp.enabled.then(|| {
+        Arc::new(crate::sources::otlp::OtlpReceiver::new(
+            cfg.otlp.clone(),
+            store.clone(),
+            clock,
+        ))
+    });
+    let mut engine = Engine::with_acted_alerts(acted_alerts);
+    if let Some(rx) = &otlp {
+        engine = engine.with_exemplars(rx.exemplars());
+    }
+
     let (stop, _) = watch::channel(false);
     let sources = crate::sources::prometheus::Sources::new(&cfg.sources)?;
     Ok(Arc::new(Agent {
@@ -198,10 +210,11 @@ pub(super) async fn start(
         process_providers,
         limits,
         rules: RwLock::new(Arc::new(rules)),
-        engine: Mutex::new(Engine::with_acted_alerts(acted_alerts)),
+        engine: Mutex::new(engine),
         target_states: RwLock::new(target_states),
         scrape,
         sources,
+        otlp,
         last_verdicts: Mutex::new(Default::default()),
         ready: AtomicBool::new(false),
         stop,

@@ -25,13 +25,17 @@ impl Agent {
             crate::server::MutationPolicy::new(cfg.api_token.as_deref(), cfg.listen)?,
             self.clock,
         );
+        let traces = match &self.otlp {
+            Some(rx) => rx.router(),
+            None => axum::Router::new(),
+        };
         Ok(crate::server::router_with(
             &cfg,
             Arc::new(Control(self.clone())),
             self.store.clone(),
             self.metrics.clone(),
             self.clock,
-            alerts,
+            alerts.merge(traces),
         )?)
     }
 

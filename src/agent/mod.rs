@@ -109,6 +109,8 @@ pub struct Agent {
     scrape: Arc<ScrapeManager>,
     /// Clients of the remote sources rule queries may name.
     sources: crate::sources::prometheus::Sources,
+    /// `POST /v1/traces` receiver, when `otlp.enabled`.
+    otlp: Option<Arc<crate::sources::otlp::OtlpReceiver>>,
     /// Last verdict written per rule instance, so a suppression that persists
     /// is not written on every tick (see `decide::should_record`).
     last_verdicts: Mutex<HashMap<(String, Labels), decide::Recorded>>,

@@ -30,6 +30,8 @@ pub struct AgentConfig {
     pub guard: GuardConfig,
     pub log: LogConfig,
     pub api: ApiConfig,
+    /// OTLP trace receiver settings.
+    pub otlp: crate::sources::otlp::OtlpConfig,
 }
 
 /// One `rule_files` entry, with where it was written (for "matches nothing").
@@ -397,6 +399,14 @@ fn compile_source(mut src: SourceFile) -> Result<AgentConfig, Vec<Diagnostic>> {
         (None, None) => None,
     };
 
+    let o: crate::sources::otlp::config::RawOtlp = section(&mut src, &doc, "otlp");
+    let otlp = crate::sources::otlp::config::compile(o).unwrap_or_else(|errs| {
+        for (field, msg) in errs {
+            src.error(&root().key("otlp").key(field), msg);
+        }
+        Default::default()
+    });
+
     if !src.diags.is_empty() {
         src.diags.sort();
         src.diags.dedup();
@@ -414,6 +424,7 @@ fn compile_source(mut src: SourceFile) -> Result<AgentConfig, Vec<Diagnostic>> {
         guard,
         log,
         api: ApiConfig { token },
+        otlp,
     })
 }
 

@@ -34,6 +34,8 @@ pub struct RawTop {
     pub log: Option<serde::de::IgnoredAny>,
     /// See [`RawConfig::api`].
     pub api: Option<serde::de::IgnoredAny>,
+    /// See [`RawConfig::otlp`].
+    pub otlp: Option<serde::de::IgnoredAny>,
 }
 
 /// The whole agent config (DESIGN.md §6), as written.
@@ -65,6 +67,9 @@ pub struct RawConfig {
     /// HTTP API authentication.
     #[serde(default)]
     pub api: RawApi,
+    /// OpenTelemetry trace receiver (`POST /v1/traces`).
+    #[serde(default)]
+    pub otlp: crate::sources::otlp::config::RawOtlp,
 }
 
 /// `scrape:` section.

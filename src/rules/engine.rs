@@ -730,6 +730,8 @@ pub struct Engine {
     /// Alerts trigger rules already acted on (rebuilt from the audit log at
     /// start-up, so a redelivery after a restart does not act again).
     acted_alerts: std::collections::HashSet<AlertKey>,
+    /// Example trace ids from the OTLP receiver, for decisions on trace series.
+    exemplars: Option<std::sync::Arc<crate::sources::otlp::ExemplarIndex>>,
 }
 
 impl Engine {
@@ -740,8 +742,8 @@ impl Engine {
     /// An engine that knows which alerts were already acted on.
     pub fn with_acted_alerts(acted: impl IntoIterator<Item = AlertKey>) -> Self {
         Engine {
-            states: HashMap::new(),
             acted_alerts: acted.into_iter().collect(),
+            ..Engine::default()
         }
     }
 
@@ -798,6 +800,16 @@ impl Engine {
         self.acted_alerts.contains(&alert_key(rule, alert))
     }
 
+    /// Attach the OTLP receiver's example trace ids: a decision of a rule whose
+    /// queries read `traces_*` series carries them in `reason.trace_ids`.
+    pub fn with_exemplars(
+        mut self,
+        index: std::sync::Arc<crate::sources::otlp::ExemplarIndex>,
+    ) -> Self {
+        self.exemplars = Some(index);
+        self
+    }
+
     /// Evaluate one rule.
     pub fn evaluate(
         &mut self,
@@ -806,7 +818,16 @@ impl Engine {
         now: TimestampMs,
     ) -> Evaluation {
         let state = self.states.entry(rule.name.clone()).or_default();
-        rule.evaluate(state, outcomes, now)
+        let mut eval = rule.evaluate(state, outcomes, now);
+        if let Some(index) = &self.exemplars {
+            let exprs: Vec<&str> = rule.queries.iter().map(|q| q.expr.as_str()).collect();
+            for d in &mut eval.decisions {
+                if let Some(ids) = index.for_decision(&exprs, &d.labels, now) {
+                    d.reason.trace_ids = ids;
+                }
+            }
+        }
+        eval
     }
 
     /// Evaluate every rule of a group, in order, with the outcomes `outcomes`

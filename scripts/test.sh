@@ -19,6 +19,13 @@ if [ "${#need_pkgs[@]}" -gt 0 ]; then
   fi
 fi
 
+# The OpenTelemetry Python SDK, for the OTLP receiver test (a real trace client).
+if ! python3 -c 'import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http' >/dev/null 2>&1; then
+  echo "== installing the OpenTelemetry Python SDK"
+  python3 -m pip install -q opentelemetry-sdk opentelemetry-exporter-otlp-proto-http \
+    || python3 -m pip install -q --break-system-packages opentelemetry-sdk opentelemetry-exporter-otlp-proto-http
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 

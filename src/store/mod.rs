@@ -88,8 +88,9 @@ pub struct Store {
     ids: HashMap<Arc<Labels>, SeriesId>,
     series: Vec<Option<Series>>,
     free: Vec<SeriesId>,
-    /// Postings: metric name → series ids, so selectors with a name skip the rest.
-    by_name: HashMap<String, Vec<SeriesId>>,
+    /// Postings: (label name, value) → series ids, so a selector with equality
+    /// matchers visits only the series of its smallest posting list.
+    postings: HashMap<(String, String), Vec<SeriesId>>,
     retention_ms: i64,
     samples_total: usize,
 }
@@ -106,7 +107,7 @@ impl Store {
             ids: HashMap::new(),
             series: Vec::new(),
             free: Vec::new(),
-            by_name: HashMap::new(),
+            postings: HashMap::new(),
             retention_ms: DEFAULT_RETENTION_MS,
             samples_total: 0,
         }
@@ -145,8 +146,11 @@ impl Store {
                 (self.series.len() - 1) as SeriesId
             }
         };
-        if let Some(name) = labels.metric_name() {
-            self.by_name.entry(name.to_string()).or_default().push(id);
+        for (k, v) in labels.iter() {
+            self.postings
+                .entry((k.to_string(), v.to_string()))
+                .or_default()
+                .push(id);
         }
         self.ids.insert(labels, id);
         id
@@ -199,6 +203,27 @@ impl Store {
         self.series.get(id as usize)?.as_ref().map(|s| &s.labels)
     }
 
+    /// The series a selector has to look at: the shortest posting list among
+    /// its equality matchers (`None`: no usable matcher, every series).
+    /// `label=""` also matches series without the label, so it cannot narrow.
+    fn candidates(&self, matchers: &[Matcher]) -> Option<&[SeriesId]> {
+        let mut best: Option<&[SeriesId]> = None;
+        for m in matchers {
+            let MatchOp::Equal(v) = &m.op else { continue };
+            if v.is_empty() {
+                continue;
+            }
+            let ids = self
+                .postings
+                .get(&(m.name.clone(), v.clone()))
+                .map_or(&[][..], |ids| ids.as_slice());
+            if best.is_none_or(|b| ids.len() < b.len()) {
+                best = Some(ids);
+            }
+        }
+        best
+    }
+
     /// Series matching all matchers, with their samples in `[start, end]`.
     pub fn select(
         &self,
@@ -206,33 +231,15 @@ impl Store {
         start: TimestampMs,
         end: TimestampMs,
     ) -> Vec<SeriesView<'_>> {
-        let name_eq = matchers.iter().find_map(|m| match &m.op {
-            MatchOp::Equal(v) if m.name == crate::labels::METRIC_NAME => Some(v.as_str()),
-            _ => None,
-        });
-        let view = |id: SeriesId| -> Option<SeriesView<'_>> {
-            let s = self.series.get(id as usize)?.as_ref()?;
-            if !matchers.iter().all(|m| m.matches(&s.labels)) {
-                return None;
-            }
-            let lo = s.samples.partition_point(|&(t, _)| t < start);
-            let hi = s.samples.partition_point(|&(t, _)| t <= end);
-            Some(SeriesView {
+        let mut out = Vec::new();
+        self.select_each(matchers, start, end, |id, labels, samples| {
+            out.push(SeriesView {
                 id,
-                labels: &s.labels,
-                samples: s.samples.range(lo..hi).copied().collect(),
+                labels,
+                samples: samples.copied().collect(),
             })
-        };
-        match name_eq {
-            Some(name) => self
-                .by_name
-                .get(name)
-                .map(|ids| ids.iter().filter_map(|&id| view(id)).collect())
-                .unwrap_or_default(),
-            None => (0..self.series.len() as SeriesId)
-                .filter_map(view)
-                .collect(),
-        }
+        });
+        out
     }
 
     /// Like [`Store::select`] but without copying samples: calls `f` with each
@@ -250,10 +257,6 @@ impl Store {
             std::collections::vec_deque::Iter<'s, (TimestampMs, f64)>,
         ),
     ) {
-        let name_eq = matchers.iter().find_map(|m| match &m.op {
-            MatchOp::Equal(v) if m.name == crate::labels::METRIC_NAME => Some(v.as_str()),
-            _ => None,
-        });
         let mut visit = |id: SeriesId| {
             let Some(Some(s)) = self.series.get(id as usize) else {
                 return;
@@ -265,12 +268,8 @@ impl Store {
             let hi = s.samples.partition_point(|&(t, _)| t <= end);
             f(id, &s.labels, s.samples.range(lo..hi));
         };
-        match name_eq {
-            Some(name) => {
-                if let Some(ids) = self.by_name.get(name) {
-                    ids.iter().for_each(|&id| visit(id));
-                }
-            }
+        match self.candidates(matchers) {
+            Some(ids) => ids.iter().for_each(|&id| visit(id)),
             None => (0..self.series.len() as SeriesId).for_each(visit),
         }
     }
@@ -294,11 +293,12 @@ impl Store {
                 if let Some(s) = self.series[id].take() {
                     self.samples_total -= s.samples.len();
                     self.ids.remove(&s.labels);
-                    if let Some(name) = s.labels.metric_name() {
-                        if let Some(ids) = self.by_name.get_mut(name) {
+                    for (k, v) in s.labels.iter() {
+                        let key = (k.to_string(), v.to_string());
+                        if let Some(ids) = self.postings.get_mut(&key) {
                             ids.retain(|&x| x as usize != id);
                             if ids.is_empty() {
-                                self.by_name.remove(name);
+                                self.postings.remove(&key);
                             }
                         }
                     }
@@ -358,6 +358,49 @@ mod tests {
             vec![(950_000, 95.0), (960_000, 96.0), (970_000, 97.0)]
         );
         assert_eq!(s.sample_count(), 122);
+    }
+
+    #[test]
+    fn postings_narrow_on_any_equality_and_keep_promql_semantics() {
+        let mut s = Store::new();
+        for job in ["a", "b"] {
+            for i in 0..3 {
+                let inst = i.to_string();
+                s.append(
+                    &l(&[("__name__", "x"), ("job", job), ("instance", &inst)]),
+                    1,
+                    1.0,
+                );
+            }
+        }
+        s.append(&l(&[("__name__", "x"), ("instance", "9")]), 1, 1.0);
+        let count = |s: &Store, ms: &[Matcher]| s.select(ms, 0, 10).len();
+        // Without a metric name: the job posting list alone.
+        assert_eq!(count(&s, &[Matcher::equal("job", "b")]), 3);
+        assert_eq!(
+            count(
+                &s,
+                &[
+                    Matcher::equal("__name__", "x"),
+                    Matcher::equal("instance", "1")
+                ]
+            ),
+            2
+        );
+        // `job=""` matches the series without a job label, so it must not narrow.
+        assert_eq!(
+            count(
+                &s,
+                &[Matcher::equal("__name__", "x"), Matcher::equal("job", "")]
+            ),
+            1
+        );
+        // A value no series has selects nothing.
+        assert_eq!(count(&s, &[Matcher::equal("job", "zzz")]), 0);
+        // Postings follow gc: dropped series are not visited again.
+        assert_eq!(s.gc(DEFAULT_RETENTION_MS + 2), 7);
+        assert_eq!(count(&s, &[Matcher::equal("job", "a")]), 0);
+        assert!(s.postings.is_empty());
     }
 
     #[test]

@@ -305,6 +305,12 @@ async fn marked_processes_are_found_and_stopped_by_group() {
     })
     .unwrap();
     let pid = child.id().unwrap();
+    // Between fork and exec /proc shows the parent's argv and environment:
+    // wait for the exec before looking.
+    let deadline = crate::clock::monotonic_now() + Duration::from_secs(5);
+    while !is_our_process(pid, &argv, &marker) && crate::clock::monotonic_now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert!(is_our_process(pid, &argv, &marker));
     // A stranger's argv with our marker still counts (title-rewriting programs).
     assert!(is_our_process(pid, &["other".to_string()], &marker));

@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 need_pkgs=()
 command -v promtool >/dev/null 2>&1 || need_pkgs+=(prometheus)
 command -v prometheus-alertmanager >/dev/null 2>&1 || need_pkgs+=(prometheus-alertmanager)
+command -v haproxy >/dev/null 2>&1 || need_pkgs+=(haproxy)
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "== installing ${need_pkgs[*]}"
@@ -26,6 +27,13 @@ if ! python3 -c 'import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.htt
     || python3 -m pip install -q --break-system-packages opentelemetry-sdk opentelemetry-exporter-otlp-proto-http
 fi
 
+# kubernetes-validate: checks deploy/kubernetes/ against the Kubernetes schemas (bundled, offline).
+if ! command -v kubernetes-validate >/dev/null 2>&1; then
+  echo "== installing kubernetes-validate"
+  python3 -m pip install -q kubernetes-validate \
+    || python3 -m pip install -q --break-system-packages kubernetes-validate
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -38,6 +46,8 @@ python3 dashboards/check_dashboard.py --promtool
 
 echo "== clippy"
 cargo clippy --all-targets --locked -- -D warnings
+# The provider adapters are features: the slim build (process + webhook) must build too.
+cargo clippy --lib --locked --no-default-features -- -D warnings
 
 echo "== tests"
 test_log=$(mktemp)

@@ -63,6 +63,22 @@ enum Command {
     },
     /// The demo HTTP service (what the demo's replicas run).
     DemoService(homeostat::demo::service::DemoServiceArgs),
+    /// Exit 0 if `GET http://<host>:<port><path>` answers 2xx in time, else 1.
+    /// For container health checks (images built `FROM scratch` have no curl).
+    Healthcheck {
+        /// Port to probe.
+        #[arg(long)]
+        port: u16,
+        /// Host to probe.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// HTTP path that answers 2xx when healthy.
+        #[arg(long, default_value = "/healthz")]
+        path: String,
+        /// Give up after this long.
+        #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+    },
 }
 
 #[derive(Args)]
@@ -137,6 +153,26 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::DemoService(args) => {
             runtime()?.block_on(homeostat::demo::service::run(args))?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Healthcheck {
+            port,
+            host,
+            path,
+            timeout,
+        } => {
+            let healthy = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the tokio runtime")?
+                .block_on(homeostat::providers::health::probe(
+                    &host, port, &path, timeout,
+                ));
+            Ok(if healthy {
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("unhealthy: GET http://{host}:{port}{path} did not answer 2xx within {timeout:?}");
+                ExitCode::from(1)
+            })
         }
     }
 }

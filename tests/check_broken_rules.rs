@@ -173,3 +173,55 @@ fn demo_rules_are_fast_enough_for_a_two_minute_demo() {
         assert_eq!(r.action.target, "demo");
     }
 }
+
+#[cfg(all(feature = "docker", feature = "haproxy", feature = "kubernetes"))]
+#[test]
+fn adapters_declare_their_kinds_and_check_rejects_the_rest() {
+    // Docker has no traffic control (no circuit_break); HAProxy runs nothing
+    // (no redeploy); Kubernetes does all six. Checked through the real catalog.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("rules")).unwrap();
+    let cfg = dir.path().join("homeostat.yaml");
+    std::fs::write(
+        &cfg,
+        r#"rule_files: [rules/*.yaml]
+targets:
+  web:
+    provider: docker
+    max: 4
+    docker: { port: 8080 }
+  edge:
+    provider: haproxy
+    max: 4
+    haproxy: { runtime_api: /run/haproxy/admin.sock, backend: web }
+  kube:
+    provider: kubernetes
+    max: 4
+    kubernetes: { name: web }
+"#,
+    )
+    .unwrap();
+    let mut rules = String::from("groups:\n  - name: g\n    rules:\n");
+    for (target, kind, extra) in [
+        ("web", "circuit_break", ", instance: x"),
+        ("web", "redeploy", ", version: v2"),
+        ("edge", "redeploy", ", version: v2"),
+        ("edge", "circuit_break", ", instance: x"),
+        ("kube", "circuit_break", ", instance: x"),
+        ("kube", "redeploy", ", version: v2"),
+    ] {
+        rules.push_str(&format!(
+            "      - name: {target}-{kind}\n        queries: {{ x: vector(1) }}\n        when: x > 0\n        action: {{ kind: {kind}, target: {target}{extra} }}\n"
+        ));
+    }
+    std::fs::write(dir.path().join("rules/r.yaml"), rules).unwrap();
+    let got = got(rules::check(&cfg));
+    let file = dir.path().join("rules/r.yaml").display().to_string();
+    assert_eq!(
+        got,
+        vec![
+            format!("{file}:7:25: rule \"web-circuit_break\": action: target \"web\"'s provider does not support circuit_break (supported: scale_out, scale_in, scale, failover, redeploy)"),
+            format!("{file}:15:25: rule \"edge-redeploy\": action: target \"edge\"'s provider does not support redeploy (supported: scale_out, scale_in, scale, failover, circuit_break)"),
+        ]
+    );
+}

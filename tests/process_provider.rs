@@ -396,6 +396,7 @@ async fn redeploy_rolls_back_a_version_that_fails_health() {
             ProviderOp::Redeploy {
                 version: Some("v2-bad".into()),
                 command: None,
+                env: Default::default(),
             },
         ))
         .await
@@ -422,6 +423,7 @@ async fn redeploy_rolls_back_a_version_that_fails_health() {
             ProviderOp::Redeploy {
                 version: Some("v2".into()),
                 command: None,
+                env: Default::default(),
             },
         ))
         .await

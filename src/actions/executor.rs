@@ -91,7 +91,9 @@ pub enum RunResult {
     },
     Failed {
         error: String,
-        /// `provider_error`, `timeout`, `provider_unavailable` or `rolled_back`.
+        /// [`ProviderError::cause`] (`timeout`, `unavailable`, `conflict`,
+        /// `permission_denied`, …), `provider_unavailable` (the breaker
+        /// opened) or `rolled_back`.
         cause: String,
         attempts: u32,
         retryable: bool,
@@ -380,12 +382,12 @@ impl Executor {
                 })
             }
             Err((e, breaker_open)) => {
+                // The error's class (timeout, conflict, permission_denied, …),
+                // or provider_unavailable once this failure opened the breaker.
                 let cause = if breaker_open {
                     Cause::ProviderUnavailable.as_str()
-                } else if matches!(e, ProviderError::Timeout { .. }) {
-                    "timeout"
                 } else {
-                    "provider_error"
+                    e.cause()
                 };
                 let mut ev = intent_event(EventKind::ActionFailed, intent, provider.name());
                 ev.duration_ms = Some(duration_ms);

@@ -514,6 +514,7 @@ fn plan(
             ProviderOp::Redeploy {
                 version: spec.version.clone(),
                 command: spec.command.clone(),
+                env: spec.env.clone(),
             }
         }),
     }

@@ -1192,7 +1192,8 @@ async fn a_rolled_back_redeploy_is_a_failure_that_still_starts_the_cooldown() {
         i.op,
         ProviderOp::Redeploy {
             version: Some("v2".into()),
-            command: None
+            command: None,
+            env: Default::default(),
         }
     );
     assert_eq!(

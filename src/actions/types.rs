@@ -112,6 +112,9 @@ pub struct ActionSpec {
     /// redeploy: a full new command (process provider) instead of a version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<Vec<String>>,
+    /// redeploy: environment variables added or replaced on the new instances.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
     /// redeploy: roll back to the previous version instead of rolling forward.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub rollback: bool,
@@ -133,6 +136,7 @@ impl ActionSpec {
             max_open_share: None,
             version: None,
             command: None,
+            env: BTreeMap::new(),
             rollback: false,
         }
     }

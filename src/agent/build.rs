@@ -18,7 +18,7 @@ use crate::clock::{Clock, TimestampMs};
 use crate::config::{AgentConfig, JobTargets, ProviderConfig};
 use crate::providers::process::ProcessProvider;
 use crate::providers::webhook::WebhookProvider;
-use crate::providers::Provider;
+use crate::providers::{docker, haproxy, kubernetes, Provider, ProviderContext};
 use crate::rules::Engine;
 use crate::scrape::{JobConfig, ProviderDiscovery, ScrapeManager, ScrapeTarget, TargetSource};
 use crate::store::Store;
@@ -44,6 +44,14 @@ impl AuditSink for MeteredAudit {
             }
         }
     }
+}
+
+/// `dir` made absolute against the working directory (adapters keep it).
+fn absolute(dir: &std::path::Path) -> Result<std::path::PathBuf, AgentError> {
+    std::path::absolute(dir).map_err(|source| AgentError::Io {
+        context: format!("resolving data_dir {}", dir.display()),
+        source,
+    })
 }
 
 pub(super) async fn start(
@@ -80,17 +88,23 @@ pub(super) async fn start(
     let mut providers: BTreeMap<String, Arc<dyn Provider>> = BTreeMap::new();
     let mut process_providers = BTreeMap::new();
     let mut limits = BTreeMap::new();
+    let data_dir = absolute(&cfg.data_dir)?;
     for (name, t) in &cfg.targets {
+        let ctx = ProviderContext {
+            data_dir: data_dir.clone(),
+            min: t.min,
+            max: t.max,
+        };
+        let adapter_error = |source| AgentError::Provider {
+            target: name.clone(),
+            source,
+        };
         let provider: Arc<dyn Provider> = match &t.provider {
             ProviderConfig::Process(p) => {
                 let initial = p.initial_replicas.unwrap_or(t.min).clamp(t.min, t.max);
                 let pp = Arc::new(
-                    ProcessProvider::new(name.clone(), p.clone(), &cfg.data_dir, initial).map_err(
-                        |source| AgentError::Provider {
-                            target: name.clone(),
-                            source,
-                        },
-                    )?,
+                    ProcessProvider::new(name.clone(), p.clone(), &cfg.data_dir, initial)
+                        .map_err(adapter_error)?,
                 );
                 process_providers.insert(name.clone(), pp.clone());
                 pp
@@ -102,6 +116,11 @@ pub(super) async fn start(
                         message: e.to_string(),
                     })?,
                 )
+            }
+            ProviderConfig::Docker(c) => docker::build(name, c, &ctx).map_err(adapter_error)?,
+            ProviderConfig::Haproxy(c) => haproxy::build(name, c, &ctx).map_err(adapter_error)?,
+            ProviderConfig::Kubernetes(c) => {
+                kubernetes::build(name, c, &ctx).map_err(adapter_error)?
             }
         };
         providers.insert(name.clone(), provider);

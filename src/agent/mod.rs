@@ -38,6 +38,8 @@ pub const AUDIT_FILE_BYTES: u64 = 64 * 1024 * 1024;
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(1);
 /// How often the store drops expired series.
 const GC_EVERY: Duration = Duration::from_secs(30);
+/// Longest wait for one provider's `state()` in the housekeeping loop.
+const STATE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Why the agent could not start or reload.
 #[derive(Debug, thiserror::Error)]
@@ -303,11 +305,16 @@ impl Agent {
 
     async fn refresh_target_states(&self) {
         for (name, p) in &self.providers {
-            match p.state().await {
-                Ok(s) => {
+            // `state()` should answer from the adapter's cache; the bound keeps
+            // one stuck adapter from holding back every other target's view.
+            match tokio::time::timeout(STATE_TIMEOUT, p.state()).await {
+                Ok(Ok(s)) => {
                     write(&self.target_states).insert(name.clone(), s);
                 }
-                Err(e) => tracing::warn!(target_name = %name, error = %e, "provider state"),
+                Ok(Err(e)) => tracing::warn!(target_name = %name, error = %e, "provider state"),
+                Err(_) => {
+                    tracing::warn!(target_name = %name, "provider state: no answer within {STATE_TIMEOUT:?}")
+                }
             }
         }
     }

@@ -1343,7 +1343,7 @@ TIME                 RULE                    KIND           TARGET  INSTANCE    
         started.detail =
             Some(json!({"request": {"op": {"op": "set_replicas", "from": 2, "to": 3}}}));
         let mut failed = ev(EventKind::ActionFailed, "w2", ActionKind::ScaleOut);
-        failed.cause = Some("provider_error".into());
+        failed.cause = Some("unavailable".into());
         failed.error = Some(
             "webhook: POST http://127.0.0.1:9000/hook returned 503 Service Unavailable".into(),
         );

@@ -10,8 +10,12 @@ use super::raw::*;
 use super::secret::ApiToken;
 use super::yamlpos::{Diagnostic, SourceFile, YPath};
 use super::{parse_duration, parse_size};
+use crate::providers::docker::config::DockerConfig;
+use crate::providers::haproxy::config::HaproxyConfig;
+use crate::providers::kubernetes::config::KubernetesConfig;
 use crate::providers::process::config::ProcessConfig;
 use crate::providers::webhook::config::WebhookConfig;
+use crate::providers::ProviderBlock;
 
 /// The validated agent config the rest of the agent runs on.
 #[derive(Debug, Clone)]
@@ -117,14 +121,58 @@ pub struct TargetConfig {
 pub enum ProviderConfig {
     Process(ProcessConfig),
     Webhook(WebhookConfig),
+    Docker(DockerConfig),
+    Haproxy(HaproxyConfig),
+    Kubernetes(KubernetesConfig),
 }
 
 impl ProviderConfig {
+    /// Every provider name `provider:` accepts.
+    pub const NAMES: [&'static str; 5] = ["process", "webhook", "docker", "haproxy", "kubernetes"];
+
     /// The provider's name as written in `provider:`.
     pub fn name(&self) -> &'static str {
         match self {
             ProviderConfig::Process(_) => "process",
             ProviderConfig::Webhook(_) => "webhook",
+            ProviderConfig::Docker(_) => "docker",
+            ProviderConfig::Haproxy(_) => "haproxy",
+            ProviderConfig::Kubernetes(_) => "kubernetes",
+        }
+    }
+
+    /// Whether this binary contains the adapter `name` (its Cargo feature is on).
+    // With every feature on the arms agree, which clippy mistakes for a `matches!`.
+    #[allow(clippy::match_like_matches_macro)]
+    pub fn built(name: &str) -> bool {
+        match name {
+            "process" | "webhook" => true,
+            "docker" => cfg!(feature = "docker"),
+            "haproxy" => cfg!(feature = "haproxy"),
+            "kubernetes" => cfg!(feature = "kubernetes"),
+            _ => false,
+        }
+    }
+
+    /// The action kinds the adapter can carry out (`homeostat check` rejects others).
+    pub fn kinds(&self) -> &'static [crate::actions::ActionKind] {
+        use crate::providers::{docker, haproxy, kubernetes};
+        match self {
+            ProviderConfig::Process(_) | ProviderConfig::Webhook(_) => {
+                &crate::actions::ActionKind::ALL
+            }
+            ProviderConfig::Docker(_) => docker::KINDS,
+            ProviderConfig::Haproxy(_) => haproxy::KINDS,
+            ProviderConfig::Kubernetes(_) => kubernetes::KINDS,
+        }
+    }
+
+    fn implied_max(&self) -> Option<u32> {
+        match self {
+            ProviderConfig::Process(_) | ProviderConfig::Webhook(_) => None,
+            ProviderConfig::Docker(c) => c.implied_max(),
+            ProviderConfig::Haproxy(c) => c.implied_max(),
+            ProviderConfig::Kubernetes(c) => c.implied_max(),
         }
     }
 }
@@ -449,22 +497,34 @@ fn compile_target(
         &raw.cooldown_down,
         DEFAULT_COOLDOWN_DOWN,
     );
-    let (provider, max) = match raw.provider.as_str() {
+    // Exactly the block named by `provider:`; any other block is a mistake.
+    let provider_name = raw.provider.as_str();
+    for (block, present) in [
+        ("process", raw.process.is_some()),
+        ("webhook", raw.webhook.is_some()),
+        ("docker", raw.docker.is_some()),
+        ("haproxy", raw.haproxy.is_some()),
+        ("kubernetes", raw.kubernetes.is_some()),
+    ] {
+        if present && block != provider_name {
+            src.error(
+                &path.key(block),
+                format!("{what}: a {block} block on a {provider_name} target"),
+            );
+        }
+    }
+    if ProviderConfig::NAMES.contains(&provider_name) && !ProviderConfig::built(provider_name) {
+        src.error(
+            &path.key("provider"),
+            format!(
+                "{what}: provider {provider_name} is not built into this homeostat (rebuild with cargo feature `{provider_name}`)"
+            ),
+        );
+    }
+    let provider = match provider_name {
         "process" => {
-            if raw.webhook.is_some() {
-                src.error(
-                    &path.key("webhook"),
-                    format!("{what}: a webhook block on a process target"),
-                );
-            }
-            let Some(mut p) = raw.process else {
-                src.error(
-                    &path.key("provider"),
-                    format!("{what}: provider process needs a process block"),
-                );
-                return None;
-            };
-            if let Err(e) = check_port_range(&p.ports) {
+            let mut p = provider_block(src, path, &what, "process", raw.process)?;
+            if let Err(e) = super::parse_port_range(&p.ports) {
                 src.error(
                     &path.key("process").key("ports"),
                     format!("{what}: process.ports: {e}"),
@@ -476,32 +536,13 @@ fn compile_target(
                     format!("{what}: process.command is empty"),
                 );
             }
-            let Some(max) = raw.max else {
-                src.error(
-                    path,
-                    format!("{what}: max is required for a process target"),
-                );
-                return None;
-            };
             // Paths in the config are relative to the config file.
             p.workdir = p.workdir.map(|d| base_dir.join(d));
             p.discovery_file = p.discovery_file.map(|f| base_dir.join(f));
-            (ProviderConfig::Process(p), max)
+            ProviderConfig::Process(p)
         }
         "webhook" => {
-            if raw.process.is_some() {
-                src.error(
-                    &path.key("process"),
-                    format!("{what}: a process block on a webhook target"),
-                );
-            }
-            let Some(mut w) = raw.webhook else {
-                src.error(
-                    &path.key("provider"),
-                    format!("{what}: provider webhook needs a webhook block"),
-                );
-                return None;
-            };
+            let mut w = provider_block(src, path, &what, "webhook", raw.webhook)?;
             if !(w.url.starts_with("http://") || w.url.starts_with("https://")) {
                 src.error(
                     &path.key("webhook").key("url"),
@@ -518,16 +559,52 @@ fn compile_target(
                 );
             }
             w.secret_file = w.secret_file.map(|f| base_dir.join(f));
-            // A webhook receiver owns its replica count; bounds only if given.
-            (ProviderConfig::Webhook(w), raw.max.unwrap_or(u32::MAX))
+            ProviderConfig::Webhook(w)
         }
+        "docker" => ProviderConfig::Docker(checked_block(
+            src, path, &what, "docker", raw.docker, base_dir,
+        )?),
+        "haproxy" => ProviderConfig::Haproxy(checked_block(
+            src,
+            path,
+            &what,
+            "haproxy",
+            raw.haproxy,
+            base_dir,
+        )?),
+        "kubernetes" => ProviderConfig::Kubernetes(checked_block(
+            src,
+            path,
+            &what,
+            "kubernetes",
+            raw.kubernetes,
+            base_dir,
+        )?),
         other => {
             src.error(
                 &path.key("provider"),
-                format!("{what}: unknown provider {other:?} (known: process, webhook)"),
+                format!(
+                    "{what}: unknown provider {other:?} (known: {})",
+                    ProviderConfig::NAMES.join(", ")
+                ),
             );
             return None;
         }
+    };
+    let max = match (raw.max, &provider) {
+        (Some(max), _) => max,
+        // A webhook receiver owns its replica count; bounds only if given.
+        (None, ProviderConfig::Webhook(_)) => u32::MAX,
+        (None, p) => match p.implied_max() {
+            Some(max) => max,
+            None => {
+                src.error(
+                    path,
+                    format!("{what}: max is required for a {provider_name} target"),
+                );
+                return None;
+            }
+        },
     };
     if min > max {
         src.error(
@@ -557,23 +634,39 @@ fn compile_target(
     })
 }
 
-/// `start-end`, inclusive, 1..=65535, start ≤ end.
-fn check_port_range(s: &str) -> Result<(u16, u16), String> {
-    let (a, b) = s
-        .split_once('-')
-        .ok_or_else(|| format!("{s:?} is not a range such as 18100-18199"))?;
-    let a: u16 = a
-        .trim()
-        .parse()
-        .map_err(|_| format!("{s:?}: bad start port"))?;
-    let b: u16 = b
-        .trim()
-        .parse()
-        .map_err(|_| format!("{s:?}: bad end port"))?;
-    if a == 0 || a > b {
-        return Err(format!("{s:?}: start must be ≥ 1 and ≤ end"));
+/// The provider block `name` of a target, or an error at `provider:` if it is missing.
+fn provider_block<T>(
+    src: &mut SourceFile,
+    path: &YPath,
+    what: &str,
+    name: &str,
+    block: Option<T>,
+) -> Option<T> {
+    if block.is_none() {
+        src.error(
+            &path.key("provider"),
+            format!("{what}: provider {name} needs a {name} block"),
+        );
     }
-    Ok((a, b))
+    block
+}
+
+/// A provider block that checks itself ([`ProviderBlock`]): its problems are
+/// reported with positions and its relative paths resolved.
+fn checked_block<T: ProviderBlock>(
+    src: &mut SourceFile,
+    path: &YPath,
+    what: &str,
+    name: &str,
+    block: Option<T>,
+    base_dir: &Path,
+) -> Option<T> {
+    let mut b = provider_block(src, path, what, name, block)?;
+    for (at, message) in b.check(&path.key(name)) {
+        src.error(&at, format!("{what}: {message}"));
+    }
+    b.resolve_paths(base_dir);
+    Some(b)
 }
 
 fn compile_scrape(

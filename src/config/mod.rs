@@ -3,6 +3,7 @@
 //! Owns parsing and validation of `homeostat.yaml` (DESIGN.md §6); every error
 //! carries file:line:column. Must not start anything, open sockets or read
 //! the clock; the only I/O is reading the config file and the API token file.
+use std::ops::RangeInclusive;
 use std::time::Duration;
 
 mod compile;
@@ -13,6 +14,28 @@ pub mod yamlpos;
 pub use compile::*;
 pub use secret::ApiToken;
 pub use yamlpos::{Diagnostic, SourceFile, YPath};
+
+/// Parse `start-end` (inclusive) or a single port.
+pub fn parse_port_range(s: &str) -> Result<RangeInclusive<u16>, String> {
+    let parse = |p: &str| {
+        p.trim()
+            .parse::<u16>()
+            .map_err(|_| format!("invalid port {p:?} in port range {s:?}"))
+    };
+    let (start, end) = match s.split_once('-') {
+        Some((a, b)) => (parse(a)?, parse(b)?),
+        None => {
+            let p = parse(s)?;
+            (p, p)
+        }
+    };
+    if start == 0 || start > end {
+        return Err(format!(
+            "port range {s:?}: expected start-end with 0 < start <= end"
+        ));
+    }
+    Ok(start..=end)
+}
 
 /// Parse a byte size: `16MiB`, `512KiB`, `1GB`, `1000` (bytes).
 pub fn parse_size(s: &str) -> Result<u64, String> {

@@ -7,6 +7,9 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use crate::providers::docker::config::DockerConfig;
+use crate::providers::haproxy::config::HaproxyConfig;
+use crate::providers::kubernetes::config::KubernetesConfig;
 use crate::providers::process::config::ProcessConfig;
 use crate::providers::webhook::config::WebhookConfig;
 
@@ -110,11 +113,11 @@ pub struct RawJob {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTarget {
-    /// Which adapter acts on it: `process` or `webhook`.
+    /// Which adapter acts on it: `process`, `webhook`, `docker`, `haproxy` or `kubernetes`.
     pub provider: String,
     /// Fewest replicas the guard allows. Default 1.
     pub min: Option<u32>,
-    /// Most replicas the guard allows. Required for `process`.
+    /// Most replicas the guard allows. Required for `process`, `docker` and `kubernetes`.
     pub max: Option<u32>,
     /// Minimum time between two scale-ups of this target. Default `1m`.
     pub cooldown_up: Option<String>,
@@ -124,6 +127,12 @@ pub struct RawTarget {
     pub process: Option<ProcessConfig>,
     /// Settings of the `webhook` provider.
     pub webhook: Option<WebhookConfig>,
+    /// Settings of the `docker` provider.
+    pub docker: Option<DockerConfig>,
+    /// Settings of the `haproxy` provider.
+    pub haproxy: Option<HaproxyConfig>,
+    /// Settings of the `kubernetes` provider.
+    pub kubernetes: Option<KubernetesConfig>,
 }
 
 /// A remote query source (`sources.<name>`): defined with the source, in

@@ -156,7 +156,7 @@ log:
         "conf/homeostat.yaml:10:24: scrape job \"j\": \"no-port\" is not host:port",
         "conf/homeostat.yaml:14:10: target \"a\": min (5) is greater than max (2)",
         "conf/homeostat.yaml:16:18: targets.a.cooldown_up: invalid duration \"1minute\": unknown unit \"minute\" (ms, s, m, h, d, w, y)",
-        "conf/homeostat.yaml:17:37: target \"a\": process.ports: \"18100-18000\": start must be ≥ 1 and ≤ end",
+        "conf/homeostat.yaml:17:37: target \"a\": process.ports: port range \"18100-18000\": expected start-end with 0 < start <= end",
         "conf/homeostat.yaml:19:15: target \"b\": unknown provider \"docker\" (known: process, webhook)",
         "conf/homeostat.yaml:21:15: target \"c\": provider webhook needs a webhook block",
         "conf/homeostat.yaml:23:19: guard.max_open_share: 1.5 is not in (0, 1]",
@@ -222,4 +222,78 @@ fn exactly_the_providers_block_must_be_present() {
         e,
         vec!["conf/homeostat.yaml:3:5: target \"a\": max is required for a process target"]
     );
+}
+
+#[test]
+fn adapter_blocks_are_checked_with_positions() {
+    let text = r#"targets:
+  web:
+    provider: docker
+    docker: { port: 0, host_ports: "9000-8000" }
+  edge:
+    provider: haproxy
+    haproxy: { runtime_api: "", backend: web }
+    docker: { port: 80 }
+  kube:
+    provider: kubernetes
+    max: 3
+  odd:
+    provider: nomad
+"#;
+    let e = errs(text);
+    assert_eq!(
+        e,
+        vec![
+            "conf/homeostat.yaml:3:5: target \"web\": max is required for a docker target",
+            "conf/homeostat.yaml:4:21: target \"web\": docker.port: must be 1..=65535",
+            "conf/homeostat.yaml:4:36: target \"web\": docker.host_ports: port range \"9000-8000\": expected start-end with 0 < start <= end",
+            "conf/homeostat.yaml:6:5: target \"edge\": max is required for a haproxy target",
+            "conf/homeostat.yaml:7:29: target \"edge\": haproxy.runtime_api: is empty",
+            "conf/homeostat.yaml:8:13: target \"edge\": a docker block on a haproxy target",
+            "conf/homeostat.yaml:10:15: target \"kube\": provider kubernetes needs a kubernetes block",
+            "conf/homeostat.yaml:13:15: target \"odd\": unknown provider \"nomad\" (known: process, webhook, docker, haproxy, kubernetes)",
+        ]
+    );
+}
+
+#[test]
+fn adapter_paths_resolve_against_the_config_file() {
+    let text = r#"targets:
+  web:
+    provider: docker
+    max: 2
+    docker: { port: 8080, socket: run/docker.sock }
+  edge:
+    provider: haproxy
+    haproxy: { runtime_api: run/admin.sock, backend: web }
+    max: 2
+  remote:
+    provider: haproxy
+    haproxy: { runtime_api: "tcp://127.0.0.1:9999", backend: web }
+    max: 2
+  kube:
+    provider: kubernetes
+    max: 3
+    kubernetes: { name: web, kubeconfig: kube/config }
+"#;
+    let c = compile(Path::new("conf/homeostat.yaml"), text).unwrap();
+    match &c.targets["web"].provider {
+        ProviderConfig::Docker(d) => {
+            assert_eq!(d.socket.as_deref(), Some(Path::new("conf/run/docker.sock")))
+        }
+        other => panic!("{other:?}"),
+    }
+    match (&c.targets["edge"].provider, &c.targets["remote"].provider) {
+        (ProviderConfig::Haproxy(a), ProviderConfig::Haproxy(b)) => {
+            assert_eq!(a.runtime_api, "conf/run/admin.sock");
+            assert_eq!(b.runtime_api, "tcp://127.0.0.1:9999");
+        }
+        other => panic!("{other:?}"),
+    }
+    match &c.targets["kube"].provider {
+        ProviderConfig::Kubernetes(k) => {
+            assert_eq!(k.kubeconfig.as_deref(), Some(Path::new("conf/kube/config")))
+        }
+        other => panic!("{other:?}"),
+    }
 }

@@ -35,7 +35,8 @@ pub struct DemoServiceArgs {
     #[arg(long)]
     pub port: u16,
     /// Version reported in `demo_build_info`; a version containing "bad" fails health.
-    #[arg(long, default_value = "v1")]
+    /// (A container image sets it through the environment.)
+    #[arg(long, default_value = "v1", env = "HOMEOSTAT_DEMO_VERSION")]
     pub version: String,
     /// Concurrent requests served at once; further requests queue (so latency grows with load).
     #[arg(long, default_value_t = 4)]

@@ -6,14 +6,51 @@
 //! new version) so that process, webhook, Docker, HAProxy and Kubernetes adapters
 //! fit without changing it. Providers keep no decision logic: the guard and the
 //! per-kind state machines in `actions` decide, providers execute.
+//!
+//! Every adapter's `config.rs` is always compiled (so `homeostat check` can
+//! read any config and say which feature a binary lacks); the adapter itself
+//! sits behind its Cargo feature (`docker`, `haproxy`, `kubernetes`).
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::actions::ActionKind;
 
+pub mod docker;
+pub mod haproxy;
+pub mod health;
+pub mod kubernetes;
 pub mod process;
 pub mod webhook;
+
+use crate::config::YPath;
+
+/// What a provider's config block offers `config::compile`, so that each
+/// adapter validates its own settings and the errors still carry positions.
+pub trait ProviderBlock {
+    /// Problems with the block at `at`: each is the path of the offending
+    /// field (built from `at`) and a message that names it.
+    fn check(&self, at: &YPath) -> Vec<(YPath, String)>;
+
+    /// Resolve relative paths against the config file's directory.
+    fn resolve_paths(&mut self, _base_dir: &Path) {}
+
+    /// The target's `max` when the config gives none; `None`: `max` is required.
+    fn implied_max(&self) -> Option<u32> {
+        None
+    }
+}
+
+/// What the agent hands every adapter besides its own config block.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProviderContext {
+    /// The agent's `data_dir` (absolute), for adapters that keep files.
+    pub data_dir: PathBuf,
+    /// The target's bounds, as the guard enforces them.
+    pub min: u32,
+    pub max: u32,
+}
 
 /// One instance (replica, container, pod, backend server) of a target.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -57,10 +94,14 @@ pub enum ProviderOp {
     CircuitHalfOpen { instance: String },
     /// circuit_break: put the instance fully back.
     CircuitClose { instance: String },
-    /// redeploy: rolling restart to a new version or command; rolls back on failure.
+    /// redeploy: rolling restart to a new version, command or environment;
+    /// rolls back on failure.
     Redeploy {
         version: Option<String>,
         command: Option<Vec<String>>,
+        /// Environment variables set (added or replaced) on the new instances.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        env: BTreeMap<String, String>,
     },
     /// redeploy with `rollback: true`: return to the previous version.
     Rollback,
@@ -135,6 +176,20 @@ pub enum ProviderError {
 }
 
 impl ProviderError {
+    /// The error's class as the audit log's `cause` of an `action_failed`.
+    pub fn cause(&self) -> &'static str {
+        match self {
+            ProviderError::Unavailable { .. } => "unavailable",
+            ProviderError::Timeout { .. } => "timeout",
+            ProviderError::PermissionDenied { .. } => "permission_denied",
+            ProviderError::Conflict { .. } => "conflict",
+            ProviderError::NotFound { .. } => "not_found",
+            ProviderError::Rejected { .. } => "rejected",
+            ProviderError::Unsupported { .. } => "unsupported",
+            ProviderError::Failed { .. } => "failed",
+        }
+    }
+
     /// Transient failures worth retrying with backoff.
     pub fn is_retryable(&self) -> bool {
         matches!(

@@ -6,32 +6,17 @@ use std::time::Duration;
 use super::raw::*;
 use super::template::Template;
 use crate::actions::{ActionKind, ActionSpec, Approval, Mode};
-use crate::config::{parse_duration, AgentConfig, Diagnostic, ProviderConfig, SourceFile, YPath};
+use crate::config::{parse_duration, AgentConfig, Diagnostic, SourceFile, YPath};
 use crate::query::Query;
 
 /// Which action kinds each target's provider supports: target name → kinds.
 pub type Catalog = BTreeMap<String, &'static [ActionKind]>;
 
-/// Kinds a provider (by its config name) can carry out. Both built-in
-/// providers support all six kinds.
-pub fn provider_kinds(provider: &str) -> &'static [ActionKind] {
-    match provider {
-        "process" | "webhook" => &ActionKind::ALL,
-        _ => &[],
-    }
-}
-
 /// The capability catalog for the targets of an agent config.
 pub fn catalog_for(cfg: &AgentConfig) -> Catalog {
     cfg.targets
         .iter()
-        .map(|(name, t)| {
-            let provider = match &t.provider {
-                ProviderConfig::Process(_) => "process",
-                ProviderConfig::Webhook(_) => "webhook",
-            };
-            (name.clone(), provider_kinds(provider))
-        })
+        .map(|(name, t)| (name.clone(), t.provider.kinds()))
         .collect()
 }
 
@@ -602,7 +587,7 @@ impl Loader<'_> {
 
         // Fields that only make sense for some kinds: reject the rest, so a
         // misplaced setting is not silently ignored.
-        let set: [(&str, bool, &[ActionKind]); 11] = [
+        let set: [(&str, bool, &[ActionKind]); 12] = [
             ("step", a.step.is_some(), &[ScaleOut, ScaleIn]),
             ("factor", a.factor.is_some(), &[ScaleOut, ScaleIn]),
             ("metric", a.metric.is_some(), &[Scale]),
@@ -622,6 +607,7 @@ impl Loader<'_> {
             ),
             ("version", a.version.is_some(), &[Redeploy]),
             ("command", a.command.is_some(), &[Redeploy]),
+            ("env", !a.env.is_empty(), &[Redeploy]),
         ];
         for (field, present, kinds) in set {
             if present && !kinds.contains(&kind) {
@@ -736,11 +722,19 @@ impl Loader<'_> {
                 }
             }
             Redeploy => {
-                if a.rollback && (a.version.is_some() || a.command.is_some()) {
+                if a.rollback && (a.version.is_some() || a.command.is_some() || !a.env.is_empty()) {
                     src.error(
                         &ap.key("rollback"),
-                        format!("{what}: action: rollback takes no version or command"),
+                        format!("{what}: action: rollback takes no version, command or env"),
                     );
+                }
+                for name in a.env.keys() {
+                    if name.is_empty() || name.contains('=') || name.contains('\0') {
+                        src.error(
+                            &ap.key("env").key(name),
+                            format!("{what}: action: env: {name:?} is not a variable name"),
+                        );
+                    }
                 }
                 if a.command.as_ref().is_some_and(|c| c.is_empty()) {
                     src.error(
@@ -750,6 +744,7 @@ impl Loader<'_> {
                 }
                 spec.version = a.version.clone();
                 spec.command = a.command.clone();
+                spec.env = a.env.clone();
                 spec.rollback = a.rollback;
             }
         }

@@ -20,8 +20,8 @@ pub use engine::{
     RuleStatus, SourceFailure,
 };
 pub use load::{
-    catalog_for, load_files, load_rules, load_str, provider_kinds, Catalog, LoadContext, Rule,
-    RuleGroup, RuleQuery, RuleSet,
+    catalog_for, load_files, load_rules, load_str, Catalog, LoadContext, Rule, RuleGroup,
+    RuleQuery, RuleSet,
 };
 pub use raw::OnNoData;
 pub use template::Template;

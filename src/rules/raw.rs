@@ -160,6 +160,9 @@ pub struct RawAction {
     pub version: Option<String>,
     /// redeploy: full new command (process provider).
     pub command: Option<Vec<String>>,
+    /// redeploy: environment variables to add or replace on the new instances.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
     /// redeploy: roll back to the previous version.
     #[serde(default)]
     pub rollback: bool,

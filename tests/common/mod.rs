@@ -41,6 +41,29 @@ impl Deadline {
     }
 }
 
+/// Whether a test may use an external component. Missing under `CI=true`: the
+/// test fails (CI installs everything). Missing otherwise: a loud `SKIPPED`
+/// line saying how to install it, and `false`.
+pub fn available(present: bool, what: &str, install: &str) -> bool {
+    if present {
+        return true;
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{what} is missing ({install}); required under CI=true");
+    }
+    eprintln!("\n*** SKIPPED: {what} is missing ({install}) ***\n");
+    false
+}
+
+/// The absolute path of `program` on `PATH`, if any.
+pub fn which(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(program))
+            .find(|p| p.is_file())
+    })
+}
+
 /// A free port on 127.0.0.1 (bound then released).
 pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -3,17 +3,13 @@
 //! Owns: spawning a replica detached from the agent (own process group, output to
 //! a log file, an environment marker that names the target directory and port),
 //! telling whether a pid is still the replica we started (`/proc`), signalling a
-//! replica's process group, finding free ports, the HTTP health probe, and atomic
-//! file writes. Must not decide which replica to start or stop: `mod.rs` does.
+//! replica's process group, finding free ports, and atomic file writes. Must not decide which replica to start or stop: `mod.rs` does.
 use std::io::Write;
-use std::ops::RangeInclusive;
 use std::path::Path;
 use std::process::Stdio;
-use std::time::Duration;
 
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Environment variable set on every replica: `<target dir>#<port>`. It lets a
 /// restarted agent recognise its replicas (pid reuse guard, orphan sweep).
@@ -22,28 +18,6 @@ pub const MARKER_ENV: &str = "HOMEOSTAT_REPLICA";
 /// The marker value of the replica on `port` of the target kept in `dir`.
 pub fn marker_value(dir: &Path, port: u16) -> String {
     format!("{}#{port}", dir.display())
-}
-
-/// Parse `start-end` (inclusive) or a single port.
-pub fn parse_ports(s: &str) -> Result<RangeInclusive<u16>, String> {
-    let parse = |p: &str| {
-        p.trim()
-            .parse::<u16>()
-            .map_err(|_| format!("invalid port {p:?} in ports {s:?}"))
-    };
-    let (start, end) = match s.split_once('-') {
-        Some((a, b)) => (parse(a)?, parse(b)?),
-        None => {
-            let p = parse(s)?;
-            (p, p)
-        }
-    };
-    if start == 0 || start > end {
-        return Err(format!(
-            "ports {s:?}: expected start-end with 0 < start <= end"
-        ));
-    }
-    Ok(start..=end)
 }
 
 /// Substitute `{{port}}` and `{{version}}` (spaces inside the braces allowed).
@@ -193,45 +167,6 @@ pub fn signal_group(pid: u32, sig: Signal) -> bool {
 /// Whether nothing listens on `127.0.0.1:port` (binding succeeds).
 pub fn port_is_free(port: u16) -> bool {
     std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
-}
-
-/// `GET http://127.0.0.1:<port><path>` answers 2xx within `timeout`. A minimal
-/// HTTP/1.1 exchange on purpose: no TLS stack (and no crypto provider) involved.
-pub async fn probe_health(port: u16, path: &str, timeout: Duration) -> bool {
-    let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .ok()?;
-        let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: homeostat-health\r\nConnection: close\r\n\r\n"
-        );
-        stream.write_all(request.as_bytes()).await.ok()?;
-        let mut buf = [0u8; 32];
-        let mut n = 0;
-        while n < 12 {
-            let k = stream.read(&mut buf[n..]).await.ok()?;
-            if k == 0 {
-                break;
-            }
-            n += k;
-        }
-        status_code(&buf[..n])
-    };
-    tokio::time::timeout(timeout, exchange)
-        .await
-        .ok()
-        .flatten()
-        .is_some_and(|code| (200..300).contains(&code))
-}
-
-/// The status code of an HTTP/1.x status line prefix (`HTTP/1.1 200 OK`).
-pub fn status_code(head: &[u8]) -> Option<u16> {
-    let rest = head.strip_prefix(b"HTTP/1.")?;
-    let code = rest.get(2..5)?;
-    if rest.get(1) != Some(&b' ') || !code.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(code).ok()?.parse().ok()
 }
 
 /// Replace `path` atomically and durably: write a temp file, fsync, rename, fsync the directory.

@@ -47,7 +47,7 @@ use tokio::task::JoinHandle;
 
 use crate::actions::ActionKind;
 use crate::providers::{
-    ActionOutcome, ActionRequest, InstanceInfo, Provider, ProviderError, ProviderOp,
+    health, ActionOutcome, ActionRequest, InstanceInfo, Provider, ProviderError, ProviderOp,
     Reconciliation, TargetState,
 };
 
@@ -151,7 +151,7 @@ impl ProcessProvider {
         if cfg.command.is_empty() {
             return Err(rejected("command is empty"));
         }
-        let ports = client::parse_ports(&cfg.ports).map_err(rejected)?;
+        let ports = crate::config::parse_port_range(&cfg.ports).map_err(rejected)?;
         let data_dir = data_dir.as_ref();
         let data_dir = if data_dir.is_absolute() {
             data_dir.to_path_buf()
@@ -218,6 +218,7 @@ impl Inner {
         Deployment {
             command: self.cfg.command.clone(),
             version: self.cfg.version.clone(),
+            env: Default::default(),
         }
     }
 
@@ -304,9 +305,11 @@ impl Inner {
         let argv = client::resolve_argv(&dep.command, port, dep.version.as_deref());
         let log = self.dir.join(format!("replica-{port}.log"));
         let marker = self.marker(port);
+        let mut env = self.cfg.env.clone();
+        env.extend(dep.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         let child = client::spawn(&client::SpawnSpec {
             argv: &argv,
-            env: &self.cfg.env,
+            env: &env,
             workdir: self.cfg.workdir.as_deref(),
             log: &log,
             marker: &marker,
@@ -375,7 +378,8 @@ impl Inner {
                 )));
             }
             let remaining = deadline.saturating_duration_since(crate::clock::monotonic_now());
-            if client::probe_health(
+            if health::probe(
+                "127.0.0.1",
                 r.port,
                 &self.cfg.health,
                 self.health_timeout.min(remaining.max(STARTUP_POLL)),
@@ -498,7 +502,7 @@ impl Inner {
         let mut results = Vec::with_capacity(replicas.len());
         for r in &replicas {
             let healthy = client::is_alive(r.pid)
-                && client::probe_health(r.port, &self.cfg.health, self.health_timeout).await;
+                && health::probe("127.0.0.1", r.port, &self.cfg.health, self.health_timeout).await;
             results.push((r.pid, healthy));
         }
         let mut health = lock(&self.health);
@@ -656,6 +660,16 @@ impl ProcessProvider {
     }
 }
 
+/// `base` with `changes` added or replaced.
+fn with_env(
+    base: &std::collections::BTreeMap<String, String>,
+    changes: &std::collections::BTreeMap<String, String>,
+) -> std::collections::BTreeMap<String, String> {
+    let mut env = base.clone();
+    env.extend(changes.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env
+}
+
 /// Did `op` take effect, judging from the recorded and observed state?
 pub fn reconcile_op(op: &ProviderOp, st: &PersistedState, live: &TargetState) -> Reconciliation {
     let instance = |id: &str| {
@@ -687,7 +701,11 @@ pub fn reconcile_op(op: &ProviderOp, st: &PersistedState, live: &TargetState) ->
             Some(i) if i.healthy => Reconciliation::Applied,
             _ => Reconciliation::NotApplied,
         },
-        ProviderOp::Redeploy { version, command } => {
+        ProviderOp::Redeploy {
+            version,
+            command,
+            env,
+        } => {
             let runs = |r: &Replica, dep: &Deployment| {
                 r.version == dep.version
                     && r.command
@@ -698,6 +716,7 @@ pub fn reconcile_op(op: &ProviderOp, st: &PersistedState, live: &TargetState) ->
                     .clone()
                     .unwrap_or_else(|| st.current.command.clone()),
                 version: version.clone().or_else(|| st.current.version.clone()),
+                env: with_env(&st.current.env, env),
             };
             if st.current == wanted && st.replicas.iter().all(|r| runs(r, &wanted)) {
                 Reconciliation::Applied
@@ -757,7 +776,8 @@ impl Provider for ProcessProvider {
             }
             let mut healthy = false;
             for _ in 0..5 {
-                if client::probe_health(r.port, &inner.cfg.health, inner.health_timeout).await {
+                if health::probe("127.0.0.1", r.port, &inner.cfg.health, inner.health_timeout).await
+                {
                     healthy = true;
                     break;
                 }
@@ -843,11 +863,16 @@ impl Provider for ProcessProvider {
             ProviderOp::CircuitHalfOpen { instance } | ProviderOp::CircuitClose { instance } => {
                 self.set_traffic(instance, true).await.map(|_| None)
             }
-            ProviderOp::Redeploy { version, command } => {
+            ProviderOp::Redeploy {
+                version,
+                command,
+                env,
+            } => {
                 let current = inner.snapshot()?.current;
                 let target = Deployment {
                     command: command.clone().unwrap_or(current.command),
                     version: version.clone().or(current.version),
+                    env: with_env(&current.env, env),
                 };
                 self.redeploy(target).await
             }

@@ -22,6 +22,9 @@ pub struct Deployment {
     pub command: Vec<String>,
     #[serde(default)]
     pub version: Option<String>,
+    /// Environment a redeploy added on top of the configured `env`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub env: std::collections::BTreeMap<String, String>,
 }
 
 /// One running replica.

@@ -26,11 +26,20 @@ fn cfg(command: &[&str], ports: &str) -> ProcessConfig {
 
 #[test]
 fn port_ranges() {
-    assert_eq!(parse_ports("18100-18199").unwrap(), 18100..=18199);
-    assert_eq!(parse_ports(" 9000 - 9001 ").unwrap(), 9000..=9001);
-    assert_eq!(parse_ports("8080").unwrap(), 8080..=8080);
+    assert_eq!(
+        crate::config::parse_port_range("18100-18199").unwrap(),
+        18100..=18199
+    );
+    assert_eq!(
+        crate::config::parse_port_range(" 9000 - 9001 ").unwrap(),
+        9000..=9001
+    );
+    assert_eq!(
+        crate::config::parse_port_range("8080").unwrap(),
+        8080..=8080
+    );
     for bad in ["", "a-b", "10-5", "0-10", "1-70000", "-"] {
-        assert!(parse_ports(bad).is_err(), "{bad}");
+        assert!(crate::config::parse_port_range(bad).is_err(), "{bad}");
     }
 }
 
@@ -73,15 +82,6 @@ fn proc_stat_parsing_survives_odd_process_names() {
     );
     assert_eq!(parse_stat("12 (x) Z 1 7 7").unwrap().state, 'Z');
     assert_eq!(parse_stat("garbage"), None);
-}
-
-#[test]
-fn status_lines() {
-    assert_eq!(status_code(b"HTTP/1.1 200 OK\r\n"), Some(200));
-    assert_eq!(status_code(b"HTTP/1.0 503 Service"), Some(503));
-    assert_eq!(status_code(b"HTTP/1.1 20"), None);
-    assert_eq!(status_code(b"SSH-2.0-OpenSSH"), None);
-    assert_eq!(status_code(b""), None);
 }
 
 #[test]
@@ -133,6 +133,7 @@ fn dep(v: &str) -> Deployment {
     Deployment {
         command: vec!["svc".into(), "--port".into(), "{{port}}".into()],
         version: Some(v.into()),
+        env: Default::default(),
     }
 }
 
@@ -251,6 +252,7 @@ fn reconcile_compares_the_goal_with_what_runs() {
     let redeploy = |v: &str| ProviderOp::Redeploy {
         version: Some(v.into()),
         command: None,
+        env: Default::default(),
     };
     assert_eq!(
         reconcile_op(&redeploy("v1"), &st, &l),

@@ -138,7 +138,7 @@ targets:
     cooldown_up: 1minute
     process: { command: [x], ports: 18100-18000 }
   b:
-    provider: docker
+    provider: nomad
   c:
     provider: webhook
 guard:
@@ -157,7 +157,7 @@ log:
         "conf/homeostat.yaml:14:10: target \"a\": min (5) is greater than max (2)",
         "conf/homeostat.yaml:16:18: targets.a.cooldown_up: invalid duration \"1minute\": unknown unit \"minute\" (ms, s, m, h, d, w, y)",
         "conf/homeostat.yaml:17:37: target \"a\": process.ports: port range \"18100-18000\": expected start-end with 0 < start <= end",
-        "conf/homeostat.yaml:19:15: target \"b\": unknown provider \"docker\" (known: process, webhook)",
+        "conf/homeostat.yaml:19:15: target \"b\": unknown provider \"nomad\" (known: process, webhook, docker, haproxy, kubernetes)",
         "conf/homeostat.yaml:21:15: target \"c\": provider webhook needs a webhook block",
         "conf/homeostat.yaml:23:19: guard.max_open_share: 1.5 is not in (0, 1]",
         "conf/homeostat.yaml:25:11: log.format: \"xml\" is not one of pretty, json",

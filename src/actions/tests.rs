@@ -74,6 +74,8 @@ enum Resp {
     Ok,
     Unavailable,
     Rejected,
+    Denied,
+    Conflict,
     Hang,
     RolledBack,
 }
@@ -153,6 +155,14 @@ impl Provider for FakeProvider {
             Resp::Rejected => Err(ProviderError::Rejected {
                 provider: p,
                 message: "400".into(),
+            }),
+            Resp::Denied => Err(ProviderError::PermissionDenied {
+                provider: p,
+                message: "cannot patch deployments/scale".into(),
+            }),
+            Resp::Conflict => Err(ProviderError::Conflict {
+                provider: p,
+                message: "resourceVersion changed".into(),
             }),
             Resp::RolledBack => Ok(ActionOutcome {
                 before: serde_json::json!({"version": "v1"}),
@@ -1002,6 +1012,35 @@ async fn executor_gives_up_after_max_attempts_and_does_not_retry_rejections() {
         "{r:?}"
     );
     assert_eq!(p.calls().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn action_failed_names_the_error_class_and_only_transient_ones_are_retried() {
+    for (script, cause, attempts) in [
+        (&[Resp::Denied][..], "permission_denied", 1),
+        (&[Resp::Rejected][..], "rejected", 1),
+        (&[Resp::Conflict; 3][..], "conflict", 3),
+        (&[Resp::Unavailable; 3][..], "unavailable", 3),
+    ] {
+        let rig = Rig::new();
+        let p = FakeProvider::new(rig.clock).script(script);
+        let Verdict::Act(i) = rig.check(
+            &decision("r", ActionKind::ScaleOut, "web", T0),
+            &limits(1, 10),
+            &target_state(2),
+        ) else {
+            panic!()
+        };
+        let r = rig.exec.run(&i, &p).await.unwrap();
+        assert!(
+            matches!(&r, RunResult::Failed { cause: c, attempts: a, .. } if c == cause && *a == attempts),
+            "{r:?}"
+        );
+        let failed = rig.events().pop().unwrap();
+        assert_eq!(failed.event, Some(EventKind::ActionFailed));
+        assert_eq!(failed.cause.as_deref(), Some(cause));
+        assert_eq!(p.calls().len(), attempts as usize);
+    }
 }
 
 #[tokio::test(start_paused = true)]

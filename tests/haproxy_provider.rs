@@ -701,3 +701,207 @@ async fn half_open_on_a_static_balance_algorithm_is_refused_with_the_reason() {
     let spread = lab.spread(40).await;
     assert_eq!(count(&spread, "s1"), 20, "{spread:?}");
 }
+
+// ---------------------------------------------------------------------------
+// The agent binary end to end: rules on control gauges act through HAProxy.
+// ---------------------------------------------------------------------------
+
+fn edge_target(lab: &Lab) -> String {
+    format!(
+        r#"  edge:
+    provider: haproxy
+    min: 1
+    cooldown_up: 1s
+    cooldown_down: 1s
+    haproxy:
+      runtime_api: "{sock}"
+      backend: web
+      servers: [s1, s2, s3]
+      poll_interval: 300ms
+      drain_timeout: 2s
+      timeout: 2s
+"#,
+        sock = lab.admin_sock.display()
+    )
+}
+
+const EDGE_JOB: &str = "    - name: edge\n      target: edge\n";
+
+const EDGE_RULES: &str = r#"
+groups:
+  - name: edge
+    interval: 1s
+    rules:
+      - name: edge-scale-out
+        queries: { load: control_load }
+        when: load > 10
+        for: 1s
+        cooldown: 1s
+        action: { kind: scale_out, target: edge, step: 1 }
+      - name: edge-s2-errors
+        queries: { bad: control_bad }
+        when: bad > 0
+        for: 1s
+        action:
+          kind: circuit_break
+          target: edge
+          instance: s2
+          open_for: 2s
+"#;
+
+fn changed(e: &homeostat::audit::AuditEvent, from: &str, to: &str) -> bool {
+    e.event == Some(homeostat::audit::EventKind::CircuitChanged)
+        && e.instance.as_deref() == Some("s2")
+        && e.before.as_ref().and_then(|v| v.as_str()) == Some(from)
+        && e.after.as_ref().and_then(|v| v.as_str()) == Some(to)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_scales_and_breaks_circuits_through_haproxy() {
+    use homeostat::audit::EventKind;
+    if !haproxy_available() {
+        return;
+    }
+    crypto();
+    let lab = Lab::start(Spec::new(vec![srv("s1"), srv("s2"), disabled("s3")])).await;
+    let control = ControlExporter::start(&[("control_load", 5.0), ("control_bad", 0.0)]).await;
+    let mut h = Harness::new(&Setup {
+        control: control.addr,
+        targets_yaml: edge_target(&lab),
+        extra_jobs_yaml: EDGE_JOB.into(),
+        rules_yaml: EDGE_RULES.into(),
+    });
+    h.start().await;
+    let targets = h.get_json("/api/v1/targets").await;
+    assert_eq!(
+        targets["data"]["providers"]["edge"]["replicas"], 2,
+        "{targets}"
+    );
+    // The scraper found the servers through the provider and scrapes their /metrics.
+    let deadline = Deadline::after(PATIENCE);
+    let scraped = loop {
+        let v = h
+            .get_json("/api/v1/query?query=up%7Bjob%3D%22edge%22%7D")
+            .await;
+        let result = v["data"]["result"].as_array().cloned().unwrap_or_default();
+        if result.len() == 2 && result.iter().all(|r| r["value"][1] == "1") {
+            break result;
+        }
+        assert!(!deadline.passed(), "servers not scraped: {v}\n{}", h.logs());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let mut instances: Vec<String> = scraped
+        .iter()
+        .map(|r| r["metric"]["instance"].as_str().unwrap().to_string())
+        .collect();
+    instances.sort();
+    let mut want = vec![lab.address("s1"), lab.address("s2")];
+    want.sort();
+    assert_eq!(instances, want);
+    assert!(scraped.iter().all(|r| r["metric"]["backend"] == "web"));
+
+    // scale_out: the spare slot s3 goes into traffic.
+    control.set("control_load", 20.0);
+    let ok = h
+        .wait_event("scale_out succeeded", |e| {
+            e.event == Some(EventKind::ActionSucceeded)
+                && e.rule.as_deref() == Some("edge-scale-out")
+        })
+        .await;
+    control.set("control_load", 5.0);
+    assert_decided_started_succeeded(&h.events(), ok.action_id.as_deref().unwrap());
+    assert_eq!(ok.before.as_ref().unwrap()["replicas"], 2, "{}", h.logs());
+    assert_eq!(ok.after.as_ref().unwrap()["replicas"], 3, "{}", h.logs());
+    let spread = lab.spread(90).await;
+    assert!(count(&spread, "s3") >= 20, "{spread:?}");
+
+    // circuit_break on s2: open → no traffic to s2; then half-open → closed.
+    control.set("control_bad", 1.0);
+    h.wait_event("closed → open", |e| changed(e, "closed", "open"))
+        .await;
+    let s2 = lab.server("s2").await;
+    assert_eq!(s2.admin_state(), "maint");
+    let before = lab.served(&lab.address("s2")).await;
+    let spread = lab.spread(90).await;
+    assert_eq!(count(&spread, "s2"), 0, "{spread:?}");
+    assert_eq!(lab.served(&lab.address("s2")).await, before);
+    control.set("control_bad", 0.0);
+    h.wait_event("half_open → closed", |e| changed(e, "half_open", "closed"))
+        .await;
+    let s2 = lab.server("s2").await;
+    assert_eq!((s2.admin_state(), s2.weight), ("ready", 100));
+    let spread = lab.spread(90).await;
+    assert!(count(&spread, "s2") >= 20, "{spread:?}");
+
+    let events = h.settled_events().await;
+    let pos = |from, to| {
+        events
+            .iter()
+            .position(|e| changed(e, from, to))
+            .unwrap_or_else(|| panic!("no {from} → {to}\n{}", h.logs()))
+    };
+    assert!(pos("closed", "open") < pos("open", "half_open"));
+    assert!(pos("open", "half_open") < pos("half_open", "closed"));
+    // The half-open step really ran through HAProxy at the trickle weight.
+    let half = events
+        .iter()
+        .find(|e| {
+            e.event == Some(EventKind::ActionSucceeded)
+                && e.detail.as_ref().is_some_and(|d| d["op"]["op"] == "circuit_half_open")
+        })
+        .unwrap_or_else(|| panic!("no half-open action\n{}", h.logs()));
+    let after = half.after.as_ref().unwrap()["servers"].as_array().unwrap().clone();
+    let s2_after = after.iter().find(|s| s["server"] == "s2").unwrap();
+    assert_eq!(s2_after["weight"], 10, "{half:?}");
+    assert_eq!(s2_after["state"], "ready");
+    assert!(events.iter().all(|e| e.event != Some(EventKind::ActionFailed)), "{}", h.logs());
+    let (code, out) = audit_verify(&h.audit_dir());
+    assert_eq!(code, 0, "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_haproxy_down_actions_fail_as_unavailable_and_the_breaker_opens() {
+    use homeostat::audit::EventKind;
+    if !haproxy_available() {
+        return;
+    }
+    crypto();
+    let mut lab = Lab::start(Spec::new(vec![srv("s1"), srv("s2"), disabled("s3")])).await;
+    let control = ControlExporter::start(&[("control_load", 5.0), ("control_bad", 0.0)]).await;
+    let mut h = Harness::new(&Setup {
+        control: control.addr,
+        targets_yaml: edge_target(&lab),
+        extra_jobs_yaml: EDGE_JOB.into(),
+        rules_yaml: EDGE_RULES.into(),
+    });
+    h.start().await;
+    lab.kill_haproxy();
+    control.set("control_load", 20.0);
+
+    let failed = h
+        .wait_event("an action failed as unavailable", |e| {
+            e.event == Some(EventKind::ActionFailed) && e.cause.as_deref() == Some("unavailable")
+        })
+        .await;
+    assert_eq!(failed.detail.as_ref().unwrap()["attempts"], 3, "retried: {failed:?}");
+    assert!(
+        failed.error.as_deref().unwrap_or("").contains("admin.sock"),
+        "the error names the socket: {failed:?}"
+    );
+    // Repeated failures open the per-provider breaker: later decisions are
+    // suppressed without calling HAProxy.
+    h.wait_event("suppressed: provider_unavailable", |e| {
+        e.event == Some(EventKind::Suppressed) && e.cause.as_deref() == Some("provider_unavailable")
+    })
+    .await;
+    // The agent stays responsive and keeps its last view of the target.
+    let r = http().get(h.url("/-/healthy")).send().await.unwrap();
+    assert!(r.status().is_success());
+    let targets = h.get_json("/api/v1/targets").await;
+    assert_eq!(targets["data"]["providers"]["edge"]["replicas"], 2, "{targets}");
+    control.set("control_load", 5.0);
+    let status = h.stop().await;
+    assert!(status.success(), "{status:?}\n{}", h.logs());
+    let (code, out) = audit_verify(&h.audit_dir());
+    assert_eq!(code, 0, "{out}");
+}

@@ -152,7 +152,10 @@ async fn an_open_circuit_stops_traffic_half_open_lets_a_trickle_through_and_clos
     let served_before = lab.served(&victim_addr).await;
     let out = p.execute(&open("a1", &victim_addr)).await.unwrap();
     assert_eq!(out.before["replicas"], 3);
-    assert_eq!(out.after["replicas"], 3, "an open circuit keeps its replica");
+    assert_eq!(
+        out.after["replicas"], 3,
+        "an open circuit keeps its replica"
+    );
     let s2 = lab.server("s2").await;
     assert_eq!(s2.admin_state(), "maint");
     assert_eq!(s2.weight, 100, "weight kept while open");
@@ -165,7 +168,7 @@ async fn an_open_circuit_stops_traffic_half_open_lets_a_trickle_through_and_clos
         "the open server itself received no request"
     );
     let inst = instances(&p).await;
-    assert_eq!(inst["s2"].0, false, "s2 out of traffic: {inst:?}");
+    assert!(!inst["s2"].0, "s2 out of traffic: {inst:?}");
     assert_eq!(p.state().await.unwrap().replicas, 3);
     assert_eq!(
         p.reconcile(&open("other-id", "s2")).await.unwrap(),
@@ -215,7 +218,7 @@ async fn drain_mode_stops_new_traffic_but_keeps_health_checks_running() {
     assert!(s1.status.contains("DRAIN"), "{s1:?}");
     let spread = lab.spread(N).await;
     assert_eq!(count(&spread, "s1"), 0, "{spread:?}");
-    assert_eq!(instances(&p).await["s1"].0, false);
+    assert!(!instances(&p).await["s1"].0);
 
     // A drained server that goes down is seen as unhealthy (its checks run).
     let addr = lab.address("s1");
@@ -270,14 +273,23 @@ async fn scale_out_enables_spare_slots_and_scale_in_drains_then_disables_the_las
     let st = p.state().await.unwrap();
     assert_eq!(st.replicas, 2, "disabled slots are spares: {st:?}");
     assert_eq!(
-        st.instances.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(),
+        st.instances
+            .iter()
+            .map(|i| i.id.as_str())
+            .collect::<Vec<_>>(),
         ["s1", "s2"]
     );
     let spread = lab.spread(100).await;
     assert_eq!(count(&spread, "s3") + count(&spread, "s4"), 0);
 
     let out = p.execute(&scale("u1", 2, 4)).await.unwrap();
-    assert_eq!((out.before["replicas"].as_u64(), out.after["replicas"].as_u64()), (Some(2), Some(4)));
+    assert_eq!(
+        (
+            out.before["replicas"].as_u64(),
+            out.after["replicas"].as_u64()
+        ),
+        (Some(2), Some(4))
+    );
     let spread = lab.spread(N).await;
     for s in ["s1", "s2", "s3", "s4"] {
         assert!(count(&spread, s) >= N / 8, "{s}: {spread:?}");
@@ -382,7 +394,11 @@ async fn failover_switches_a_slot_to_a_spare_and_traffic_moves() {
     assert_eq!(count(&spread, "s2"), 0, "{spread:?}");
     assert!(count(&spread, "s3") >= N / 3, "{spread:?}");
     let s2 = lab.server("s2").await;
-    assert_eq!((s2.admin_state(), s2.weight), ("maint", 0), "s2 is a spare now");
+    assert_eq!(
+        (s2.admin_state(), s2.weight),
+        ("maint", 0),
+        "s2 is a spare now"
+    );
     let st = p.state().await.unwrap();
     let ids: Vec<&str> = st.instances.iter().map(|i| i.id.as_str()).collect();
     assert_eq!(ids, ["s1", "s3"]);
@@ -415,8 +431,8 @@ async fn failover_without_a_spare_sends_traffic_to_the_backup_server() {
     let st = p.state().await.unwrap();
     assert_eq!(st.replicas, 1);
     let inst = instances(&p).await;
-    assert_eq!(inst["p1"].0, true);
-    assert_eq!(inst["b1"].0, false, "a backup waits while a primary serves");
+    assert!(inst["p1"].0);
+    assert!(!inst["b1"].0, "a backup waits while a primary serves");
     let spread = lab.spread(50).await;
     assert_eq!(count(&spread, "p1"), 50, "{spread:?}");
 
@@ -462,7 +478,7 @@ async fn failover_of_one_of_several_primaries_leaves_the_backup_standing_by() {
     let spread = lab.spread(60).await;
     assert_eq!(count(&spread, "b1"), 60, "{spread:?}");
     let inst = instances(&p).await;
-    assert_eq!(inst["b1"].0, true, "{inst:?}");
+    assert!(inst["b1"].0, "{inst:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -499,7 +515,7 @@ async fn a_fresh_provider_reads_the_state_back_from_haproxy() {
     let b = HaproxyProvider::new(TARGET, config(&lab), data.path()).unwrap();
     let after = b.start().await.unwrap();
     assert_eq!(after, before);
-    assert_eq!(instances(&b).await["s2"].0, false);
+    assert!(!instances(&b).await["s2"].0);
     // It closes what the other one opened.
     b.execute(&close("c", "s2")).await.unwrap();
     let spread = lab.spread(N).await;
@@ -555,7 +571,11 @@ async fn add_server_grows_past_the_slots_and_del_server_shrinks_back() {
         assert!(count(&spread, s) >= N / 5, "{s}: {spread:?}");
     }
     let st = p.state().await.unwrap();
-    let addrs: Vec<String> = st.instances.iter().filter_map(|i| i.address.clone()).collect();
+    let addrs: Vec<String> = st
+        .instances
+        .iter()
+        .filter_map(|i| i.address.clone())
+        .collect();
     for e in &lab.extra {
         assert!(addrs.contains(&e.address()), "{addrs:?}");
     }
@@ -603,7 +623,10 @@ async fn failures_are_typed_errors() {
     let (user, _d1) = provider(&lab, cfg).await;
     assert_eq!(user.state().await.unwrap().replicas, 2);
     let err = user.execute(&open("u", "s1")).await.unwrap_err();
-    assert!(matches!(err, ProviderError::PermissionDenied { .. }), "{err}");
+    assert!(
+        matches!(err, ProviderError::PermissionDenied { .. }),
+        "{err}"
+    );
     assert!(!err.is_retryable());
     assert!(err.to_string().contains("level admin"), "{err}");
 
@@ -826,8 +849,10 @@ async fn the_agent_scales_and_breaks_circuits_through_haproxy() {
     assert_eq!(count(&spread, "s2"), 0, "{spread:?}");
     assert_eq!(lab.served(&lab.address("s2")).await, before);
     control.set("control_bad", 0.0);
-    h.wait_event("half_open → closed", |e| changed(e, "half_open", "closed"))
-        .await;
+    h.wait_event("half_open → closed", |e| {
+        changed(e, "half_open", "closed")
+    })
+    .await;
     let s2 = lab.server("s2").await;
     assert_eq!((s2.admin_state(), s2.weight), ("ready", 100));
     let spread = lab.spread(90).await;
@@ -847,14 +872,25 @@ async fn the_agent_scales_and_breaks_circuits_through_haproxy() {
         .iter()
         .find(|e| {
             e.event == Some(EventKind::ActionSucceeded)
-                && e.detail.as_ref().is_some_and(|d| d["op"]["op"] == "circuit_half_open")
+                && e.detail
+                    .as_ref()
+                    .is_some_and(|d| d["op"]["op"] == "circuit_half_open")
         })
         .unwrap_or_else(|| panic!("no half-open action\n{}", h.logs()));
-    let after = half.after.as_ref().unwrap()["servers"].as_array().unwrap().clone();
+    let after = half.after.as_ref().unwrap()["servers"]
+        .as_array()
+        .unwrap()
+        .clone();
     let s2_after = after.iter().find(|s| s["server"] == "s2").unwrap();
     assert_eq!(s2_after["weight"], 10, "{half:?}");
     assert_eq!(s2_after["state"], "ready");
-    assert!(events.iter().all(|e| e.event != Some(EventKind::ActionFailed)), "{}", h.logs());
+    assert!(
+        events
+            .iter()
+            .all(|e| e.event != Some(EventKind::ActionFailed)),
+        "{}",
+        h.logs()
+    );
     let (code, out) = audit_verify(&h.audit_dir());
     assert_eq!(code, 0, "{out}");
 }
@@ -883,7 +919,11 @@ async fn with_haproxy_down_actions_fail_as_unavailable_and_the_breaker_opens() {
             e.event == Some(EventKind::ActionFailed) && e.cause.as_deref() == Some("unavailable")
         })
         .await;
-    assert_eq!(failed.detail.as_ref().unwrap()["attempts"], 3, "retried: {failed:?}");
+    assert_eq!(
+        failed.detail.as_ref().unwrap()["attempts"],
+        3,
+        "retried: {failed:?}"
+    );
     assert!(
         failed.error.as_deref().unwrap_or("").contains("admin.sock"),
         "the error names the socket: {failed:?}"
@@ -898,7 +938,10 @@ async fn with_haproxy_down_actions_fail_as_unavailable_and_the_breaker_opens() {
     let r = http().get(h.url("/-/healthy")).send().await.unwrap();
     assert!(r.status().is_success());
     let targets = h.get_json("/api/v1/targets").await;
-    assert_eq!(targets["data"]["providers"]["edge"]["replicas"], 2, "{targets}");
+    assert_eq!(
+        targets["data"]["providers"]["edge"]["replicas"], 2,
+        "{targets}"
+    );
     control.set("control_load", 5.0);
     let status = h.stop().await;
     assert!(status.success(), "{status:?}\n{}", h.logs());

@@ -86,7 +86,14 @@ impl Service {
         let log = std::fs::File::create(log).unwrap();
         let child = Command::new(EXE)
             .args(["demo-service", "--port", &port.to_string()])
-            .args(["--base-latency", latency, "--jitter", "0ms", "--workers", "64"])
+            .args([
+                "--base-latency",
+                latency,
+                "--jitter",
+                "0ms",
+                "--workers",
+                "64",
+            ])
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -279,7 +286,10 @@ backend web
                     return s;
                 }
                 if deadline.passed() {
-                    panic!("timed out waiting for {what}: {s:#?}\n{}", self.haproxy_log());
+                    panic!(
+                        "timed out waiting for {what}: {s:#?}\n{}",
+                        self.haproxy_log()
+                    );
                 }
             } else if deadline.passed() {
                 panic!("timed out waiting for {what}\n{}", self.haproxy_log());

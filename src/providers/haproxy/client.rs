@@ -200,8 +200,12 @@ impl Client {
             }
             out.extend_from_slice(&buf[..n]);
         }
-        String::from_utf8(out)
-            .map_err(|_| failed(format!("runtime API {}: answer is not UTF-8", self.endpoint)))
+        String::from_utf8(out).map_err(|_| {
+            failed(format!(
+                "runtime API {}: answer is not UTF-8",
+                self.endpoint
+            ))
+        })
     }
 
     /// Run a command that answers nothing on success (`set server`, `set
@@ -235,49 +239,58 @@ impl Client {
 }
 
 fn first_line(s: &str) -> &str {
-    s.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("")
+    s.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("")
 }
+
+/// How an error answer is classified.
+#[derive(Clone, Copy)]
+enum Class {
+    Permission,
+    NotFound,
+    Rejected,
+    StaticLb,
+    Conflict,
+}
+
+/// Known error answers of HAProxy 2.6 (lower case prefixes or fragments).
+const ANSWERS: &[(&str, Class)] = &[
+    ("permission denied", Class::Permission),
+    ("no such backend", Class::NotFound),
+    ("can't find backend", Class::NotFound),
+    ("no such proxy", Class::NotFound),
+    ("no such server", Class::NotFound),
+    ("unknown command", Class::Rejected),
+    (
+        "this command is restricted to experimental mode",
+        Class::Rejected,
+    ),
+    ("backend must use a dynamic load balancing", Class::Rejected),
+    ("static lb algorithm", Class::StaticLb),
+    ("only servers in maintenance mode", Class::Conflict),
+    ("already exists a server", Class::Conflict),
+    ("still has", Class::Conflict),
+    ("queue is not empty", Class::Conflict),
+];
 
 /// HAProxy's error answers as typed errors; `None` if `answer` is not one we know.
 pub fn classify(cmd: &str, answer: &str) -> Option<ProviderError> {
     let line = first_line(answer);
     let l = line.to_ascii_lowercase();
-    let e = if l.starts_with("permission denied") {
-        permission_denied(format!(
+    let (_, class) = ANSWERS.iter().find(|(frag, _)| l.contains(frag))?;
+    Some(match class {
+        Class::Permission => permission_denied(format!(
             "`{cmd}`: HAProxy answered \"Permission denied\": the runtime API socket must be at `level admin`"
-        ))
-    } else if l.starts_with("no such backend")
-        || l.starts_with("can't find backend")
-        || l.starts_with("no such proxy")
-    {
-        not_found(format!("`{cmd}`: {line}"))
-    } else if l.starts_with("no such server") {
-        not_found(format!("`{cmd}`: {line}"))
-    } else if l.starts_with("unknown command") {
-        rejected(format!(
-            "`{cmd}`: this HAProxy does not know the command ({line})"
-        ))
-    } else if l.contains("static lb algorithm") {
-        rejected(format!(
+        )),
+        Class::NotFound => not_found(format!("`{cmd}`: {line}")),
+        Class::Rejected => rejected(format!("`{cmd}`: {line}")),
+        Class::StaticLb => rejected(format!(
             "`{cmd}`: {line} (half-open needs a dynamic `balance` algorithm such as roundrobin or leastconn)"
-        ))
-    } else if l.contains("must use a dynamic load balancing") {
-        rejected(format!("`{cmd}`: {line}"))
-    } else if l.contains("still has connections")
-        || l.contains("still has")
-        || l.contains("queue is not empty")
-    {
-        conflict(format!("`{cmd}`: {line}"))
-    } else if l.starts_with("only servers in maintenance mode") {
-        conflict(format!("`{cmd}`: {line}"))
-    } else if l.starts_with("already exists a server") {
-        conflict(format!("`{cmd}`: {line}"))
-    } else if l.starts_with("this command is restricted to experimental mode") {
-        rejected(format!("`{cmd}`: {line}"))
-    } else {
-        return None;
-    };
-    Some(e)
+        )),
+        Class::Conflict => conflict(format!("`{cmd}`: {line}")),
+    })
 }
 
 /// One server of the backend, as `show servers state` and `show stat` report it.

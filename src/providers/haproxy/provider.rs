@@ -38,7 +38,11 @@ pub fn build(
     cfg: &HaproxyConfig,
     ctx: &ProviderContext,
 ) -> Result<Arc<dyn Provider>, ProviderError> {
-    Ok(Arc::new(HaproxyProvider::new(target, cfg.clone(), &ctx.data_dir)?))
+    Ok(Arc::new(HaproxyProvider::new(
+        target,
+        cfg.clone(),
+        &ctx.data_dir,
+    )?))
 }
 
 /// A `provider: haproxy` target. Cheap to clone (shared inside).
@@ -153,18 +157,15 @@ impl HaproxyProvider {
         if cfg.runtime_api.trim().is_empty() {
             return Err(rejected("haproxy.runtime_api is empty"));
         }
-        let data_dir = std::path::absolute(data_dir.as_ref())
-            .map_err(|e| failed(format!("data_dir: {e}")))?;
+        let data_dir =
+            std::path::absolute(data_dir.as_ref()).map_err(|e| failed(format!("data_dir: {e}")))?;
         let client = Client::new(
             Endpoint::parse(cfg.runtime_api.trim()),
             cfg.timeout.unwrap_or(config::DEFAULT_TIMEOUT),
         );
         Ok(Self {
             inner: Arc::new(Inner {
-                held_path: data_dir
-                    .join("targets")
-                    .join(&target)
-                    .join("haproxy.json"),
+                held_path: data_dir.join("targets").join(&target).join("haproxy.json"),
                 poll_interval: cfg.poll_interval.unwrap_or(config::DEFAULT_POLL_INTERVAL),
                 drain_timeout: cfg.drain_timeout.unwrap_or(config::DEFAULT_DRAIN_TIMEOUT),
                 target,
@@ -275,7 +276,9 @@ impl Inner {
     /// `<backend>/<server>`, refusing a name that is not a plain HAProxy name.
     fn srv(&self, name: &str) -> Result<String, ProviderError> {
         if !valid_name(name) {
-            return Err(rejected(format!("server name {name:?} is not a HAProxy name")));
+            return Err(rejected(format!(
+                "server name {name:?} is not a HAProxy name"
+            )));
         }
         Ok(format!("{}/{name}", self.cfg.backend))
     }
@@ -308,8 +311,7 @@ impl Inner {
     async fn enable(&self, s: &Server, added: bool) -> Result<(), ProviderError> {
         self.set_weight(s, s.initial_weight.max(1)).await?;
         // An added server's check starts disabled ("enable health").
-        if added && s.check_state & CHK_ST_CONFIGURED != 0 && s.check_state & CHK_ST_ENABLED == 0
-        {
+        if added && s.check_state & CHK_ST_CONFIGURED != 0 && s.check_state & CHK_ST_ENABLED == 0 {
             let srv = self.srv(&s.name)?;
             self.client.act(&format!("enable health {srv}")).await?;
         }
@@ -362,7 +364,7 @@ impl Inner {
             .collect();
         add.addresses
             .iter()
-            .filter(|a| a.parse().map_or(false, |a| !used.contains(&a)))
+            .filter(|a| a.parse().is_ok_and(|a| !used.contains(&a)))
             .cloned()
             .collect()
     }
@@ -397,11 +399,7 @@ impl Inner {
                 self.add_server(&now, addr).await?;
             }
         } else if to < current {
-            let victims: Vec<Server> = view
-                .victims(current - to)
-                .into_iter()
-                .cloned()
-                .collect();
+            let victims: Vec<Server> = view.victims(current - to).into_iter().cloned().collect();
             self.retire(&victims).await?;
         }
         Ok(())
@@ -474,7 +472,11 @@ impl Inner {
         View::new(&self.cfg, servers.to_vec(), &held).is_spare(s)
     }
 
-    async fn circuit_open(&self, servers: Vec<Server>, instance: &str) -> Result<(), ProviderError> {
+    async fn circuit_open(
+        &self,
+        servers: Vec<Server>,
+        instance: &str,
+    ) -> Result<(), ProviderError> {
         let s = self.resolve(&servers, instance)?;
         if self.is_spare(&servers, &s) {
             tracing::info!(target = %self.target, server = %s.name, "circuit open on a spare slot: already out of traffic");
@@ -506,7 +508,11 @@ impl Inner {
         self.set_held(&s.name, false).await
     }
 
-    async fn circuit_close(&self, servers: Vec<Server>, instance: &str) -> Result<(), ProviderError> {
+    async fn circuit_close(
+        &self,
+        servers: Vec<Server>,
+        instance: &str,
+    ) -> Result<(), ProviderError> {
         let s = self.resolve(&servers, instance)?;
         if self.is_spare(&servers, &s) {
             tracing::info!(target = %self.target, server = %s.name, "circuit close on a spare slot: left out of traffic");

@@ -59,7 +59,10 @@ fn parses_servers_state_joined_with_stat() {
         ["s1", "s2", "s3", "b1"]
     );
     let s1 = &s[0];
-    assert_eq!((s1.id, s1.port, s1.weight, s1.initial_weight), (1, 19101, 100, 100));
+    assert_eq!(
+        (s1.id, s1.port, s1.weight, s1.initial_weight),
+        (1, 19101, 100, 100)
+    );
     assert_eq!((s1.op_state, s1.admin, s1.sessions), (2, 0, 2));
     assert_eq!(s1.status, "UP");
     assert_eq!(s1.address(), "127.0.0.1:19101");
@@ -68,7 +71,10 @@ fn parses_servers_state_joined_with_stat() {
     let s3 = &s[2];
     assert!(s3.maint() && s3.config_disabled() && !s3.eligible());
     assert_eq!(s3.admin_state(), "maint");
-    assert!(!s3.healthy(), "a never-checked server in maint is not known healthy");
+    assert!(
+        !s3.healthy(),
+        "a never-checked server in maint is not known healthy"
+    );
     assert!(s[3].backup);
 }
 
@@ -203,7 +209,10 @@ fn weights_parse_and_resolve() {
     let p = |s: &str| WeightSetting::Text(s.into()).parse();
     assert_eq!(p("10%"), Ok(Weight::Percent(10)));
     assert_eq!(p(" 5 "), Ok(Weight::Absolute(5)));
-    assert_eq!(WeightSetting::Absolute(256).parse(), Ok(Weight::Absolute(256)));
+    assert_eq!(
+        WeightSetting::Absolute(256).parse(),
+        Ok(Weight::Absolute(256))
+    );
     for bad in ["0%", "101%", "x", "", "0", "300", "-1"] {
         assert!(p(bad).is_err(), "{bad}");
     }
@@ -223,7 +232,8 @@ fn names_are_plain_haproxy_names() {
 }
 
 fn errs(block: &str) -> Vec<String> {
-    let text = format!("targets:\n  edge:\n    provider: haproxy\n    max: 3\n    haproxy:\n{block}");
+    let text =
+        format!("targets:\n  edge:\n    provider: haproxy\n    max: 3\n    haproxy:\n{block}");
     match crate::config::compile(Path::new("conf/homeostat.yaml"), &text) {
         Ok(_) => Vec::new(),
         Err(d) => d.iter().map(|d| d.to_string()).collect(),
@@ -261,10 +271,14 @@ fn config_errors_name_the_field_with_its_position() {
         .map(|l| l.trim_start_matches("conf/homeostat.yaml:").to_string())
         .collect();
     assert_eq!(got, want);
-    assert!(errs("      runtime_api: \"tcp://h\"\n      backend: web\n")[0]
-        .contains("is not tcp://host:port"));
-    assert!(errs("      runtime_api: x.sock\n      backend: web\n      bogus: 1\n")[0]
-        .contains("bogus"));
+    assert!(
+        errs("      runtime_api: \"tcp://h\"\n      backend: web\n")[0]
+            .contains("is not tcp://host:port")
+    );
+    assert!(
+        errs("      runtime_api: x.sock\n      backend: web\n      bogus: 1\n")[0]
+            .contains("bogus")
+    );
     assert!(errs("      runtime_api: x.sock\n      backend: web\n      circuit_open: drain\n      half_open_weight: 5\n").is_empty());
 }
 
@@ -342,7 +356,11 @@ fn spares_are_marked_by_weight_zero_or_disabled_unless_held() {
     assert_eq!(v.replicas().len(), 1);
     assert!(!v.target_state().instances[0].in_traffic);
     // With every primary out, the backup is in traffic.
-    assert!(v.target_state().instances.iter().any(|i| i.id == "b1" && i.in_traffic));
+    assert!(v
+        .target_state()
+        .instances
+        .iter()
+        .any(|i| i.id == "b1" && i.in_traffic));
     // s3 enabled by the agent and then held out for a circuit: a replica.
     set(&mut s, "s3", |s| s.admin = ADMF_FMAINT | ADMF_CMAINT);
     let held = BTreeSet::from(["s3".to_string()]);
@@ -447,6 +465,11 @@ fn summaries_name_every_server_with_its_role() {
         .collect();
     assert_eq!(
         roles,
-        [("s1", "replica"), ("s2", "replica"), ("s3", "spare"), ("b1", "backup")]
+        [
+            ("s1", "replica"),
+            ("s2", "replica"),
+            ("s3", "spare"),
+            ("b1", "backup")
+        ]
     );
 }

@@ -50,11 +50,7 @@ pub struct View<'a> {
 
 impl<'a> View<'a> {
     pub fn new(cfg: &'a HaproxyConfig, servers: Vec<Server>, held: &'a BTreeSet<String>) -> Self {
-        Self {
-            cfg,
-            servers,
-            held,
-        }
+        Self { cfg, servers, held }
     }
 
     /// A server added by this target with `add server` (by its name prefix).

@@ -934,6 +934,15 @@ async fn with_haproxy_down_actions_fail_as_unavailable_and_the_breaker_opens() {
         e.event == Some(EventKind::Suppressed) && e.cause.as_deref() == Some("provider_unavailable")
     })
     .await;
+    // The failure that opened the breaker says so.
+    assert!(
+        h.events()
+            .iter()
+            .any(|e| e.event == Some(EventKind::ActionFailed)
+                && e.cause.as_deref() == Some("provider_unavailable")),
+        "{}",
+        h.logs()
+    );
     // The agent stays responsive and keeps its last view of the target.
     let r = http().get(h.url("/-/healthy")).send().await.unwrap();
     assert!(r.status().is_success());

@@ -1223,6 +1223,7 @@ impl Provider for DockerProvider {
             }
             // The agent runs without the engine; adoption happens at the first contact.
             Err(e) if engine_unreachable(&e) => {
+                lock(&inner.cache).last_error = Some(KeptError::of(&e));
                 tracing::warn!(target = %inner.target, error = %e, "Docker engine not reachable at start; the target is adopted when it is");
             }
             Err(e) => return Err(e),

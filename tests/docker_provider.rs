@@ -6,6 +6,7 @@
 //! host port range, and removes every container, network and image it made
 //! when it ends, pass or fail. What exists is checked through the engine
 //! itself (inspect, `docker events`), independently of the provider.
+mod common;
 mod docker_support;
 
 use std::collections::BTreeMap;
@@ -817,4 +818,319 @@ async fn an_engine_that_does_not_answer_times_out() {
     );
     assert!(err.is_retryable());
     server.abort();
+}
+
+// ---------------------------------------------------------------------------
+// The agent binary end to end: rules → decision → action → the engine.
+// ---------------------------------------------------------------------------
+
+use homeostat::audit::{AuditEvent, EventKind};
+
+/// A `targets:` entry for a docker target.
+fn docker_target(target: &str, host_ports: &str, socket: Option<&str>) -> String {
+    let socket = socket
+        .map(|s| format!("      socket: \"{s}\"\n"))
+        .unwrap_or_default();
+    format!(
+        r#"  {target}:
+    provider: docker
+    min: 1
+    max: 3
+    cooldown_up: 1s
+    cooldown_down: 1s
+    docker:
+{socket}      port: 8080
+      host_ports: "{host_ports}"
+      startup_timeout: 30s
+      stop_timeout: 3s
+      poll_interval: 300ms
+      settle_time: 500ms
+      api_timeout: 5s
+"#
+    )
+}
+
+fn scale_out_rule(target: &str) -> String {
+    format!(
+        r#"
+      - name: scale-out
+        queries: {{ load: control_load }}
+        when: load > 10
+        for: 1s
+        cooldown: 1h
+        action: {{ kind: scale_out, target: {target}, step: 1 }}
+"#
+    )
+}
+
+fn of(events: &[AuditEvent], kind: EventKind, rule: &str) -> Vec<AuditEvent> {
+    events
+        .iter()
+        .filter(|e| e.event == Some(kind) && e.rule.as_deref() == Some(rule))
+        .cloned()
+        .collect()
+}
+
+/// Wait until the agent's store has `demo_build_info` from `127.0.0.1:<port>`.
+async fn wait_scraped(h: &common::Harness, port: u16) {
+    let q = format!("/api/v1/query?query=demo_build_info%7Binstance=%22127.0.0.1:{port}%22%7D");
+    let deadline = Deadline::after(PATIENCE);
+    loop {
+        let v = h.get_json(&q).await;
+        if v["data"]["result"].as_array().is_some_and(|r| !r.is_empty()) {
+            return;
+        }
+        assert!(!deadline.passed(), "127.0.0.1:{port} never scraped: {v}\n{}", h.logs());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_scales_out_and_fails_over_an_unhealthy_container() {
+    let Some(fx) = DockerFixture::new().await else { return };
+    let target = format!("web-{}", fx.run);
+    let seed = Seed {
+        host_port: Some(24200),
+        ..Seed::new(&target, &format!("{target}-seed"))
+    };
+    fx.seed(&seed).await;
+    fx.wait_health(&seed.name, "healthy").await;
+
+    let control = common::ControlExporter::start(&[("control_load", 0.0)]).await;
+    let rules = format!(
+        r#"
+groups:
+  - name: docker
+    interval: 1s
+    rules:{scale}
+      - name: sick-replica
+        queries: {{ fail: 'demo_fail_rate{{job="web"}}' }}
+        when: fail > 0.5
+        for: 1s
+        cooldown: 1h
+        action:
+          kind: failover
+          target: {target}
+          instance: "{{{{ labels.instance }}}}"
+"#,
+        scale = scale_out_rule(&target)
+    );
+    let mut h = common::Harness::new(&common::Setup {
+        control: control.addr,
+        targets_yaml: docker_target(&target, "24200-24219", None),
+        extra_jobs_yaml: format!("    - name: web\n      target: {target}\n"),
+        rules_yaml: rules,
+    });
+    h.start().await;
+    // The scraper discovers the seed from the engine.
+    wait_scraped(&h, 24200).await;
+
+    // 1. Load → scale out from 1 to 2.
+    control.set("control_load", 20.0);
+    let ok = h
+        .wait_event("scale-out succeeded", |e| {
+            e.event == Some(EventKind::ActionSucceeded) && e.rule.as_deref() == Some("scale-out")
+        })
+        .await;
+    control.set("control_load", 0.0);
+    let id = ok.action_id.clone().unwrap();
+    common::assert_decided_started_succeeded(&h.events(), &id);
+    assert_eq!(ok.before.as_ref().unwrap()["replicas"], 1, "{}", h.logs());
+    assert_eq!(ok.after.as_ref().unwrap()["replicas"], 2, "{}", h.logs());
+    let all = fx.containers(&target).await;
+    assert_eq!(all.len(), 2);
+    let new = all
+        .iter()
+        .find(|c| label(c, "homeostat.action").as_deref() == Some(id.as_str()))
+        .expect("the new container carries the action id");
+    let (ip, new_port) = binding(new).unwrap();
+    assert_eq!(ip, "127.0.0.1");
+    assert_eq!(new_port, 24201);
+    fx.wait_health(&name(new), "healthy").await;
+    // The agent scrapes the new container (discovered from the engine).
+    wait_scraped(&h, new_port).await;
+
+    // 2. The seed goes bad: failing requests and a failing health check.
+    let seed_addr = "127.0.0.1:24200";
+    assert_eq!(post(seed_addr, "/admin/fail?rate=1").await, Some(200));
+    assert_eq!(post(seed_addr, "/admin/health?healthy=false").await, Some(200));
+    fx.wait_health(&seed.name, "unhealthy").await;
+    let fo = h
+        .wait_event("failover succeeded", |e| {
+            e.event == Some(EventKind::ActionSucceeded)
+                && e.rule.as_deref() == Some("sick-replica")
+        })
+        .await;
+    assert_eq!(fo.instance.as_deref(), Some(seed_addr), "{}", h.logs());
+    common::assert_decided_started_succeeded(&h.events(), fo.action_id.as_deref().unwrap());
+    assert!(fx.inspect(&seed.name).await.is_none(), "the unhealthy container is gone");
+    let all = fx.containers(&target).await;
+    assert_eq!(all.len(), 2, "{}", h.logs());
+    let replacement = all
+        .iter()
+        .find(|c| label(c, "homeostat.replaces").as_deref() == Some(seed.name.as_str()))
+        .expect("a replacement of the seed");
+    fx.wait_health(&name(replacement), "healthy").await;
+    let events = h.settled_events().await;
+    assert_eq!(of(&events, EventKind::ActionStarted, "sick-replica").len(), 1, "{}", h.logs());
+    assert!(of(&events, EventKind::ActionFailed, "sick-replica").is_empty());
+    h.stop().await;
+    let (code, out) = common::audit_verify(&h.audit_dir());
+    assert_eq!(code, 0, "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_engine_down_actions_fail_as_unavailable_and_the_breaker_opens() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let control = common::ControlExporter::start(&[("control_load", 20.0)]).await;
+    let target = "web-down";
+    let rules = format!(
+        r#"
+groups:
+  - name: docker
+    interval: 1s
+    rules:{}
+"#,
+        scale_out_rule(target)
+    );
+    let mut h = common::Harness::new(&common::Setup {
+        control: control.addr,
+        targets_yaml: docker_target(target, "24220-24229", Some("{ROOT}/no-engine.sock")),
+        extra_jobs_yaml: format!("    - name: web\n      target: {target}\n"),
+        rules_yaml: rules,
+    });
+    // The agent starts although the engine is not there.
+    h.start().await;
+    let failed = h
+        .wait_event("action_failed", |e| {
+            e.event == Some(EventKind::ActionFailed) && e.rule.as_deref() == Some("scale-out")
+        })
+        .await;
+    assert_eq!(failed.cause.as_deref(), Some("unavailable"), "{}", h.logs());
+    let err = failed.error.clone().unwrap_or_default();
+    assert!(err.contains("no-engine.sock"), "{err}");
+    assert_eq!(
+        failed.detail.as_ref().and_then(|d| d["attempts"].as_u64()),
+        Some(3),
+        "retried: {:?}",
+        failed.detail
+    );
+    // Repeated failures open the breaker: then the agent fails fast.
+    let sup = h
+        .wait_event("suppressed by the breaker", |e| {
+            e.event == Some(EventKind::Suppressed)
+                && e.cause.as_deref() == Some("provider_unavailable")
+        })
+        .await;
+    assert_eq!(sup.target.as_deref(), Some(target));
+    let events = h.events();
+    assert!(
+        events.iter().any(|e| e.event == Some(EventKind::ActionFailed)
+            && e.cause.as_deref() == Some("provider_unavailable")),
+        "the failure that opened the breaker says so:\n{}",
+        h.logs()
+    );
+    // The agent stays responsive.
+    let (code, _) = h.post("/api/v1/pause").await;
+    assert_eq!(code, 200);
+    assert!(h.get_json("/api/v1/targets").await.is_object());
+    h.stop().await;
+}
+
+/// The agent process started by a test itself (as another user); killed on drop.
+struct Agent(std::process::Child);
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn chown_tree(path: &std::path::Path, uid: u32) {
+    std::os::unix::fs::chown(path, Some(uid), Some(uid)).unwrap();
+    if path.is_dir() {
+        for e in std::fs::read_dir(path).unwrap().flatten() {
+            chown_tree(&e.path(), uid);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_that_may_not_open_the_socket_records_permission_denied() {
+    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::process::CommandExt;
+    const NOBODY: u32 = 65534;
+    if !docker_available() {
+        return;
+    }
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let sock = std::fs::metadata("/var/run/docker.sock").unwrap();
+    // Only honest where the real socket really refuses an unprivileged user.
+    // The child keeps this process's supplementary groups (setting them is unstable in std).
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let groups: Vec<u32> = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Groups:"))
+        .unwrap_or("")
+        .split_whitespace()
+        .filter_map(|g| g.parse().ok())
+        .collect();
+    if sock.mode() & 0o006 != 0
+        || sock.uid() == NOBODY
+        || sock.gid() == NOBODY
+        || groups.contains(&sock.gid())
+    {
+        eprintln!("\n*** SKIPPED: /var/run/docker.sock is open to uid {NOBODY} here ***\n");
+        return;
+    }
+    let control = common::ControlExporter::start(&[("control_load", 20.0)]).await;
+    let target = "web-denied";
+    let h = common::Harness::new(&common::Setup {
+        control: control.addr,
+        targets_yaml: docker_target(target, "24230-24239", Some("/var/run/docker.sock")),
+        extra_jobs_yaml: String::new(),
+        rules_yaml: format!(
+            "groups:\n  - name: docker\n    interval: 1s\n    rules:{}",
+            scale_out_rule(target)
+        ),
+    });
+    chown_tree(&h.root, NOBODY);
+    let log = std::fs::File::create(h.root.join("agent-nobody.log")).unwrap();
+    chown_tree(&h.root.join("agent-nobody.log"), NOBODY);
+    let _agent = Agent(
+        std::process::Command::new(common::EXE)
+            .arg("run")
+            .arg("-c")
+            .arg(&h.config)
+            .uid(NOBODY)
+            .gid(NOBODY)
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    let agent_log = || std::fs::read_to_string(h.root.join("agent-nobody.log")).unwrap_or_default();
+    let failed = h
+        .wait_for("action_failed", PATIENCE, |h| {
+            h.events_of(EventKind::ActionFailed, Some("scale-out"))
+                .into_iter()
+                .next()
+        })
+        .await;
+    assert_eq!(failed.cause.as_deref(), Some("permission_denied"), "{}", agent_log());
+    let err = failed.error.clone().unwrap_or_default();
+    assert!(err.contains("/var/run/docker.sock"), "{err}");
+    assert!(err.to_lowercase().contains("permission denied"), "{err}");
+    // Not retried: asking again does not grant access.
+    assert_eq!(
+        failed.detail.as_ref().and_then(|d| d["attempts"].as_u64()),
+        Some(1)
+    );
+    // And it did not open the breaker: the engine is there, it refuses us.
+    assert!(h
+        .events()
+        .iter()
+        .all(|e| e.cause.as_deref() != Some("provider_unavailable")));
 }

@@ -17,42 +17,17 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use bollard::models::{ContainerCreateBody, ContainerInspectResponse, HealthConfig, HostConfig};
 
-pub const EXE: &str = env!("CARGO_BIN_EXE_homeostat");
+pub use crate::common::{which, Deadline, EXE, PATIENCE};
 
 /// Container port the demo service listens on inside.
 pub const PORT: u16 = 8080;
-
-/// A polling deadline (tests never assert timings).
-pub struct Deadline(std::time::Instant);
-
-impl Deadline {
-    #[allow(clippy::disallowed_methods)] // bounds polling in a test, never asserted
-    pub fn after(d: Duration) -> Self {
-        Self(std::time::Instant::now() + d)
-    }
-
-    #[allow(clippy::disallowed_methods)]
-    pub fn passed(&self) -> bool {
-        std::time::Instant::now() >= self.0
-    }
-}
-
-pub const PATIENCE: Duration = Duration::from_secs(60);
-
-fn which(program: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join(program))
-            .find(|p| p.is_file())
-    })
-}
 
 /// Whether the Docker engine and CLI are here. Missing under `CI=true`: the
 /// test fails; otherwise a loud SKIPPED line.

@@ -348,7 +348,11 @@ fn is_transport(e: &bollard::errors::Error) -> bool {
 }
 
 /// The first `std::io::Error` in the error's source chain, with its kind.
-fn io_kind(e: &(dyn std::error::Error + 'static)) -> Option<(std::io::ErrorKind, String)> {
+fn io_kind(e: &bollard::errors::Error) -> Option<(std::io::ErrorKind, String)> {
+    // `IOError` is transparent: its `source()` skips the io::Error itself.
+    if let bollard::errors::Error::IOError { err } = e {
+        return Some((err.kind(), err.to_string()));
+    }
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {
         if let Some(io) = err.downcast_ref::<std::io::Error>() {
@@ -430,13 +434,13 @@ impl Engine {
         // bollard's own timeout is only a backstop: every call below has ours.
         let backstop = (self.api_timeout + self.stop_timeout).as_secs() + 30;
         let docker = Docker::connect_with_unix(path, backstop, bollard::API_DEFAULT_VERSION)
-            .map_err(|e| map_error("connect", &e))?;
+            .map_err(|e| self.error("connect", self.api_timeout, &e))?;
         // The engine here may be older than bollard's default API version:
         // ask it (GET /version) and talk its version.
         let docker = match tokio::time::timeout(self.api_timeout, docker.negotiate_version()).await
         {
             Err(_) => return Err(self.timeout_error("version", self.api_timeout)),
-            Ok(Err(e)) => return Err(map_error("negotiate API version", &e)),
+            Ok(Err(e)) => return Err(self.error("negotiate API version", self.api_timeout, &e)),
             Ok(Ok(d)) => d,
         };
         *slot = Some(docker.clone());
@@ -478,7 +482,21 @@ impl Engine {
     }
 
     fn error(&self, what: &str, limit: Duration, e: &bollard::errors::Error) -> ProviderError {
+        let sock = self.socket.display();
         match map_error(what, e) {
+            // Name the socket: which engine, and which file the agent's user may not open.
+            ProviderError::Unavailable { provider, message } if !message.contains(&*sock.to_string()) => {
+                ProviderError::Unavailable {
+                    provider,
+                    message: format!("{message} (socket {sock})"),
+                }
+            }
+            ProviderError::PermissionDenied { provider, message } => {
+                ProviderError::PermissionDenied {
+                    provider,
+                    message: format!("{message} (socket {sock})"),
+                }
+            }
             ProviderError::Timeout { provider, .. } => {
                 tracing::warn!(socket = %self.socket.display(), call = what, "Docker Engine API call timed out");
                 ProviderError::Timeout {

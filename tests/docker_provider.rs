@@ -113,7 +113,9 @@ fn addr(port: u16) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adopts_the_labelled_containers_and_reports_their_addresses() {
-    let Some(s) = Setup::new("adopt").await else { return };
+    let Some(s) = Setup::new("adopt").await else {
+        return;
+    };
     let a = s.seed("a");
     s.fx.seed(&Seed {
         host_port: Some(24101),
@@ -121,9 +123,12 @@ async fn adopts_the_labelled_containers_and_reports_their_addresses() {
     })
     .await;
     s.fx.seed(&s.seed("b")).await; // host port picked by the engine
-    // A container of another target is not ours.
-    s.fx.seed(&Seed::new(&format!("other-{}", s.fx.run), &format!("other-{}", s.fx.run)))
-        .await;
+                                   // A container of another target is not ours.
+    s.fx.seed(&Seed::new(
+        &format!("other-{}", s.fx.run),
+        &format!("other-{}", s.fx.run),
+    ))
+    .await;
 
     let p = s.provider(&config(Some("24100-24119")));
     p.start().await.unwrap();
@@ -138,7 +143,9 @@ async fn adopts_the_labelled_containers_and_reports_their_addresses() {
     for i in &st.instances {
         assert_eq!(i.version.as_deref(), Some(s.fx.image("v1").as_str()));
         // The reported address really is the service.
-        let (code, _) = get(i.address.as_deref().unwrap(), "/healthz").await.unwrap();
+        let (code, _) = get(i.address.as_deref().unwrap(), "/healthz")
+            .await
+            .unwrap();
         assert_eq!(code, 200);
     }
     assert_eq!(st.version, Some(s.fx.image("v1")));
@@ -149,7 +156,9 @@ async fn adopts_the_labelled_containers_and_reports_their_addresses() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scale_out_copies_the_newest_replica() {
-    let Some(s) = Setup::new("out").await else { return };
+    let Some(s) = Setup::new("out").await else {
+        return;
+    };
     let net = s.fx.network("out");
     // An older replica with other settings, then the newest one whose config is copied.
     s.fx.seed(&Seed {
@@ -191,7 +200,10 @@ async fn scale_out_copies_the_newest_replica() {
     let env = env_of(created);
     assert!(env.contains(&"COLOR=green".to_string()), "{env:?}");
     assert!(env.contains(&"TEAM=sre".to_string()), "{env:?}");
-    assert!(env.contains(&"HOMEOSTAT_DEMO_VERSION=v1".to_string()), "{env:?}");
+    assert!(
+        env.contains(&"HOMEOSTAT_DEMO_VERSION=v1".to_string()),
+        "{env:?}"
+    );
     assert_eq!(label(created, "com.example.tier").as_deref(), Some("front"));
     assert_eq!(label(created, "homeostat.target"), Some(s.target.clone()));
     assert_eq!(cfg.healthcheck, ref_cfg.healthcheck, "health check copied");
@@ -216,16 +228,21 @@ async fn scale_out_copies_the_newest_replica() {
     assert_eq!(port, 24120);
     // The reported address is the new container, serving.
     let st = wait_healthy_replicas(&p, 3).await;
-    let inst = st
-        .instances
-        .iter()
-        .find(|i| i.id == name(created))
-        .unwrap();
+    let inst = st.instances.iter().find(|i| i.id == name(created)).unwrap();
     assert_eq!(inst.address, Some(addr(port)));
     assert_eq!(get(&addr(port), "/healthz").await.unwrap().0, 200);
     assert_eq!(demo_version(&addr(port)).await.as_deref(), Some("v1"));
     assert_eq!(
-        created.state.as_ref().unwrap().health.as_ref().unwrap().status.map(|s| s.to_string()).as_deref(),
+        created
+            .state
+            .as_ref()
+            .unwrap()
+            .health
+            .as_ref()
+            .unwrap()
+            .status
+            .map(|s| s.to_string())
+            .as_deref(),
         Some("healthy")
     );
 
@@ -236,11 +253,18 @@ async fn scale_out_copies_the_newest_replica() {
     // The same id for another op is refused.
     let err = p.execute(&scale("out-1", 3, 4)).await.unwrap_err();
     assert!(matches!(err, ProviderError::Rejected { .. }), "{err}");
+    // A demo teardown removes what the adapter created, not the user's containers.
+    p.shutdown(true).await;
+    let mut left = s.names().await;
+    left.sort();
+    assert_eq!(left, [newest.name.clone(), format!("{}-old", s.target)]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scale_in_removes_the_newest_first_with_a_graceful_stop() {
-    let Some(s) = Setup::new("in").await else { return };
+    let Some(s) = Setup::new("in").await else {
+        return;
+    };
     let since = s.fx.engine_time();
     for n in ["a", "b", "c"] {
         s.fx.seed(&s.seed(n)).await;
@@ -259,7 +283,9 @@ async fn scale_in_removes_the_newest_first_with_a_graceful_stop() {
         let of = |action: &str| {
             events
                 .iter()
-                .filter(|e| e["Action"] == action && e["Actor"]["Attributes"]["name"] == name.as_str())
+                .filter(|e| {
+                    e["Action"] == action && e["Actor"]["Attributes"]["name"] == name.as_str()
+                })
                 .collect::<Vec<_>>()
         };
         let kills = of("kill");
@@ -275,7 +301,9 @@ async fn scale_in_removes_the_newest_first_with_a_graceful_stop() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scale_in_kills_a_container_that_ignores_sigterm_after_the_stop_timeout() {
-    let Some(s) = Setup::new("stubborn").await else { return };
+    let Some(s) = Setup::new("stubborn").await else {
+        return;
+    };
     let since = s.fx.engine_time();
     s.fx.seed(&s.seed("a")).await;
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -298,14 +326,21 @@ async fn scale_in_kills_a_container_that_ignores_sigterm_after_the_stop_timeout(
     let signals: Vec<String> = events
         .iter()
         .filter(|e| e["Action"] == "kill" && e["Actor"]["Attributes"]["name"] == name.as_str())
-        .map(|e| e["Actor"]["Attributes"]["signal"].as_str().unwrap().to_string())
+        .map(|e| {
+            e["Actor"]["Attributes"]["signal"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect();
     assert_eq!(signals, ["15", "9"], "SIGTERM, then SIGKILL: {events:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failover_replaces_an_exited_container_on_the_same_address() {
-    let Some(s) = Setup::new("exit").await else { return };
+    let Some(s) = Setup::new("exit").await else {
+        return;
+    };
     let a = s.seed("a");
     s.fx.seed(&Seed {
         host_port: Some(24141),
@@ -313,11 +348,12 @@ async fn failover_replaces_an_exited_container_on_the_same_address() {
     })
     .await;
     let b = s.seed("b");
-    let b_id = s.fx.seed(&Seed {
-        host_port: Some(24142),
-        ..b.clone()
-    })
-    .await;
+    let b_id =
+        s.fx.seed(&Seed {
+            host_port: Some(24142),
+            ..b.clone()
+        })
+        .await;
     let p = s.provider(&config(Some("24140-24159")));
     p.start().await.unwrap();
     wait_healthy_replicas(&p, 2).await;
@@ -343,7 +379,10 @@ async fn failover_replaces_an_exited_container_on_the_same_address() {
         },
     );
     let out = p.execute(&r).await.unwrap();
-    assert!(s.fx.inspect(&b_id).await.is_none(), "the exited container is removed");
+    assert!(
+        s.fx.inspect(&b_id).await.is_none(),
+        "the exited container is removed"
+    );
     let all = s.containers().await;
     assert_eq!(all.len(), 2);
     let new = all
@@ -351,7 +390,11 @@ async fn failover_replaces_an_exited_container_on_the_same_address() {
         .find(|c| label(c, "homeostat.action").as_deref() == Some("fo-1"))
         .unwrap();
     assert_eq!(label(new, "homeostat.replaces"), Some(b.name.clone()));
-    assert_eq!(binding(new), Some(("127.0.0.1".into(), 24142)), "same host port");
+    assert_eq!(
+        binding(new),
+        Some(("127.0.0.1".into(), 24142)),
+        "same host port"
+    );
     assert_eq!(get("127.0.0.1:24142", "/healthz").await.unwrap().0, 200);
     // The healthy one was not touched.
     assert!(s.fx.inspect(&a.name).await.is_some());
@@ -374,7 +417,9 @@ async fn failover_replaces_an_exited_container_on_the_same_address() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failover_replaces_a_container_docker_reports_unhealthy() {
-    let Some(s) = Setup::new("sick").await else { return };
+    let Some(s) = Setup::new("sick").await else {
+        return;
+    };
     s.fx.seed(&s.seed("a")).await;
     let b = s.seed("b");
     let b_id = s.fx.seed(&b).await;
@@ -391,7 +436,10 @@ async fn failover_replaces_a_container_docker_reports_unhealthy() {
         .unwrap();
     // Make its health endpoint fail: Docker's health check turns it unhealthy
     // (and Docker's restart policy would never act on that).
-    assert_eq!(post(&b_addr, "/admin/health?healthy=false").await, Some(200));
+    assert_eq!(
+        post(&b_addr, "/admin/health?healthy=false").await,
+        Some(200)
+    );
     s.fx.wait_health(&b.name, "unhealthy").await;
     let r = req(
         "fo-3",
@@ -409,7 +457,9 @@ async fn failover_replaces_a_container_docker_reports_unhealthy() {
         .find(|i| i.id != format!("{}-a", s.target))
         .unwrap();
     assert_ne!(new.id, b.name);
-    let (code, _) = get(new.address.as_deref().unwrap(), "/healthz").await.unwrap();
+    let (code, _) = get(new.address.as_deref().unwrap(), "/healthz")
+        .await
+        .unwrap();
     assert_eq!(code, 200);
 }
 
@@ -454,7 +504,10 @@ fn lifecycle(events: &[serde_json::Value]) -> Vec<(String, String)> {
         .map(|e| {
             (
                 e["Action"].as_str().unwrap().to_string(),
-                e["Actor"]["Attributes"]["name"].as_str().unwrap().to_string(),
+                e["Actor"]["Attributes"]["name"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
             )
         })
         .collect()
@@ -462,7 +515,9 @@ fn lifecycle(events: &[serde_json::Value]) -> Vec<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redeploy_replaces_one_container_at_a_time() {
-    let Some(s) = Setup::new("roll").await else { return };
+    let Some(s) = Setup::new("roll").await else {
+        return;
+    };
     let p = two_v1(&s).await;
     let since = s.fx.engine_time();
     let out = p
@@ -479,7 +534,10 @@ async fn redeploy_replaces_one_container_at_a_time() {
         let env = env_of(c);
         assert!(env.contains(&"COLOR=red".to_string()), "{env:?}");
         // The image's own default came from the new image, not copied from the old.
-        assert!(env.contains(&"HOMEOSTAT_DEMO_VERSION=v2".to_string()), "{env:?}");
+        assert!(
+            env.contains(&"HOMEOSTAT_DEMO_VERSION=v2".to_string()),
+            "{env:?}"
+        );
         assert_eq!(label(c, "homeostat.action").as_deref(), Some("rd-1"));
         assert_eq!(label(c, "homeostat.previous-image"), Some(s.fx.image("v1")));
         let port = binding(c).unwrap().1;
@@ -489,7 +547,11 @@ async fn redeploy_replaces_one_container_at_a_time() {
     // and the second is created only after the first old one is gone.
     let steps = lifecycle(&s.fx.events(&since));
     let kinds: Vec<&str> = steps.iter().map(|(k, _)| k.as_str()).collect();
-    assert_eq!(kinds, ["create", "destroy", "create", "destroy"], "{steps:?}");
+    assert_eq!(
+        kinds,
+        ["create", "destroy", "create", "destroy"],
+        "{steps:?}"
+    );
     assert_eq!(steps[1].1, format!("{}-a", s.target), "oldest first");
     assert_eq!(steps[3].1, format!("{}-b", s.target));
     let st = wait_healthy_replicas(&p, 2).await;
@@ -521,7 +583,9 @@ async fn redeploy_replaces_one_container_at_a_time() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollback_without_the_state_file_uses_the_previous_image_label() {
-    let Some(s) = Setup::new("lbl").await else { return };
+    let Some(s) = Setup::new("lbl").await else {
+        return;
+    };
     let p = two_v1(&s).await;
     p.execute(&redeploy("rd-2", Some("v2"), &[])).await.unwrap();
     p.shutdown(false).await;
@@ -538,15 +602,25 @@ async fn rollback_without_the_state_file_uses_the_previous_image_label() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redeploy_whose_new_container_stays_unhealthy_is_rolled_back() {
-    let Some(s) = Setup::new("bad").await else { return };
+    let Some(s) = Setup::new("bad").await else {
+        return;
+    };
     let p = two_v1(&s).await;
     let before: Vec<String> = s.names().await;
-    let out = p.execute(&redeploy("rd-3", Some("v2-bad"), &[])).await.unwrap();
+    let out = p
+        .execute(&redeploy("rd-3", Some("v2-bad"), &[]))
+        .await
+        .unwrap();
     let why = out.rolled_back.clone().expect("rolled back");
     assert!(why.contains("v2-bad"), "{why}");
     assert!(why.contains("unhealthy"), "{why}");
     let all = s.containers().await;
-    assert_eq!(all.len(), 2, "{:?}", all.iter().map(name).collect::<Vec<_>>());
+    assert_eq!(
+        all.len(),
+        2,
+        "{:?}",
+        all.iter().map(name).collect::<Vec<_>>()
+    );
     for c in &all {
         assert_eq!(image_of(c), s.fx.image("v1"));
     }
@@ -554,12 +628,19 @@ async fn a_redeploy_whose_new_container_stays_unhealthy_is_rolled_back() {
     assert_eq!(s.names().await, before);
     wait_healthy_replicas(&p, 2).await;
     // Idempotent: the same id returns the same (rolled back) outcome.
-    assert_eq!(p.execute(&redeploy("rd-3", Some("v2-bad"), &[])).await.unwrap(), out);
+    assert_eq!(
+        p.execute(&redeploy("rd-3", Some("v2-bad"), &[]))
+            .await
+            .unwrap(),
+        out
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rollout_that_fails_midway_restores_the_replaced_containers() {
-    let Some(s) = Setup::new("mid").await else { return };
+    let Some(s) = Setup::new("mid").await else {
+        return;
+    };
     // b starts slowly: its health check fails for the first seconds (no
     // start period), so Docker calls its copy unhealthy while a's copy is
     // fine. The first replacement (of a, the oldest) succeeds, b's fails.
@@ -599,9 +680,14 @@ async fn a_rollout_that_fails_midway_restores_the_replaced_containers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redeploy_to_an_image_the_engine_does_not_have_is_not_found() {
-    let Some(s) = Setup::new("noimg").await else { return };
+    let Some(s) = Setup::new("noimg").await else {
+        return;
+    };
     let p = two_v1(&s).await;
-    let err = p.execute(&redeploy("rd-5", Some("v9"), &[])).await.unwrap_err();
+    let err = p
+        .execute(&redeploy("rd-5", Some("v9"), &[]))
+        .await
+        .unwrap_err();
     assert!(matches!(err, ProviderError::NotFound { .. }), "{err}");
     assert!(err.to_string().contains("does not pull"), "{err}");
     assert_eq!(s.containers().await.len(), 2);
@@ -609,7 +695,9 @@ async fn redeploy_to_an_image_the_engine_does_not_have_is_not_found() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scale_to_zero_and_back_uses_the_remembered_template() {
-    let Some(s) = Setup::new("zero").await else { return };
+    let Some(s) = Setup::new("zero").await else {
+        return;
+    };
     s.fx.seed(&Seed {
         env: vec!["COLOR=teal".into()],
         ..s.seed("a")
@@ -638,16 +726,19 @@ async fn scale_to_zero_and_back_uses_the_remembered_template() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_finishes_a_removal_a_crash_interrupted_and_reconciles() {
-    let Some(s) = Setup::new("crash").await else { return };
+    let Some(s) = Setup::new("crash").await else {
+        return;
+    };
     s.fx.seed(&s.seed("a")).await;
     tokio::time::sleep(Duration::from_millis(50)).await;
     // b ignores SIGTERM: its graceful stop takes the whole stop timeout.
     let b = s.seed("b");
-    let b_id = s.fx.seed(&Seed {
-        cmd: Some(demo_cmd(&["--ignore-sigterm"])),
-        ..b.clone()
-    })
-    .await;
+    let b_id =
+        s.fx.seed(&Seed {
+            cmd: Some(demo_cmd(&["--ignore-sigterm"])),
+            ..b.clone()
+        })
+        .await;
     let cfg = DockerConfig {
         stop_timeout: Some(Duration::from_secs(30)),
         ..config(None)
@@ -683,7 +774,10 @@ async fn a_restart_finishes_a_removal_a_crash_interrupted_and_reconciles() {
         ..config(None)
     });
     p2.start().await.unwrap();
-    assert!(s.fx.inspect(&b_id).await.is_none(), "start finished the removal");
+    assert!(
+        s.fx.inspect(&b_id).await.is_none(),
+        "start finished the removal"
+    );
     assert_eq!(p2.reconcile(&r).await.unwrap(), Reconciliation::Applied);
     // A scale that never ran is not applied.
     assert_eq!(
@@ -697,7 +791,9 @@ async fn a_restart_finishes_a_removal_a_crash_interrupted_and_reconciles() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retried_scale_out_after_a_crash_does_not_create_twice() {
-    let Some(s) = Setup::new("retry").await else { return };
+    let Some(s) = Setup::new("retry").await else {
+        return;
+    };
     s.fx.seed(&s.seed("a")).await;
     let p = s.provider(&config(None));
     p.start().await.unwrap();
@@ -737,6 +833,118 @@ async fn a_retried_scale_out_after_a_crash_does_not_create_twice() {
     p2.execute(&r).await.unwrap();
     assert_eq!(s.containers().await.len(), 2);
     wait_healthy_replicas(&p2, 2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_docker_health_check_the_http_probe_decides() {
+    let Some(s) = Setup::new("probe").await else {
+        return;
+    };
+    let a = Seed {
+        health_check: false,
+        ..s.seed("a")
+    };
+    s.fx.seed(&a).await;
+    let cfg = DockerConfig {
+        health: Some("/healthz".into()),
+        startup_timeout: Some(Duration::from_secs(6)),
+        ..config(Some("24190-24199"))
+    };
+    let p = s.provider(&cfg);
+    p.start().await.unwrap();
+    wait_healthy_replicas(&p, 1).await;
+    // A new replica counts as started once it kept running and answers the probe.
+    p.execute(&scale("pr-1", 1, 2)).await.unwrap();
+    let st = wait_healthy_replicas(&p, 2).await;
+    let new = st.instances.iter().find(|i| i.id != a.name).unwrap();
+    let new_addr = new.address.clone().unwrap();
+    assert_eq!(new_addr, "127.0.0.1:24190");
+    let c = s.fx.inspect(&new.id).await.unwrap();
+    assert_eq!(
+        health_status(&c),
+        None,
+        "no Docker health check was invented"
+    );
+    // Its health endpoint fails: the provider sees it through the probe.
+    assert_eq!(
+        post(&new_addr, "/admin/health?healthy=false").await,
+        Some(200)
+    );
+    let deadline = Deadline::after(PATIENCE);
+    loop {
+        let st = p.state().await.unwrap();
+        if st.instances.iter().any(|i| i.id == new.id && !i.healthy) {
+            break;
+        }
+        assert!(!deadline.passed(), "probe failure not seen: {st:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A replacement that fails the probe is not accepted: redeploy to a bad version rolls back.
+    let out = p
+        .execute(&redeploy("pr-2", Some("v2-bad"), &[]))
+        .await
+        .unwrap();
+    let why = out.rolled_back.expect("rolled back");
+    assert!(why.contains("not healthy within"), "{why}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redeploy_interrupted_by_a_crash_is_finished_by_its_retry() {
+    let Some(s) = Setup::new("rdcrash").await else {
+        return;
+    };
+    let p = two_v1(&s).await;
+    let a = format!("{}-a", s.target);
+    let r = redeploy("rd-c", Some("v2"), &[]);
+    let task = {
+        let p = p.clone();
+        let r = r.clone();
+        tokio::spawn(async move { p.execute(&r).await })
+    };
+    // Crash once the first old container is replaced (the rollout is half done).
+    let deadline = Deadline::after(PATIENCE);
+    loop {
+        if !s.names().await.contains(&a) {
+            break;
+        }
+        assert!(!deadline.passed(), "the first step never finished");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    task.abort();
+    let _ = task.await;
+    p.shutdown(false).await;
+    drop(p);
+    let images: Vec<String> = s.containers().await.iter().map(image_of).collect();
+    assert!(
+        images.contains(&s.fx.image("v1")) && images.contains(&s.fx.image("v2")),
+        "{images:?}"
+    );
+
+    let p2 = s.provider(&config(None));
+    p2.start().await.unwrap();
+    // Half v1, half v2: neither applied nor not applied.
+    assert_eq!(p2.reconcile(&r).await.unwrap(), Reconciliation::Unknown);
+    // The executor's retry with the same id finishes the rollout, creating no extra container.
+    let out = p2.execute(&r).await.unwrap();
+    assert_eq!(out.rolled_back, None);
+    let all = s.containers().await;
+    assert_eq!(
+        all.len(),
+        2,
+        "{:?}",
+        all.iter().map(name).collect::<Vec<_>>()
+    );
+    for c in &all {
+        assert_eq!(image_of(c), s.fx.image("v2"));
+    }
+    assert_eq!(p2.reconcile(&r).await.unwrap(), Reconciliation::Applied);
+    // The rollout's origin survived the crash: rollback returns to v1.
+    p2.execute(&req("rb-c", ActionKind::Redeploy, ProviderOp::Rollback))
+        .await
+        .unwrap();
+    for c in s.containers().await {
+        assert_eq!(image_of(&c), s.fx.image("v1"));
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -877,17 +1085,26 @@ async fn wait_scraped(h: &common::Harness, port: u16) {
     let deadline = Deadline::after(PATIENCE);
     loop {
         let v = h.get_json(&q).await;
-        if v["data"]["result"].as_array().is_some_and(|r| !r.is_empty()) {
+        if v["data"]["result"]
+            .as_array()
+            .is_some_and(|r| !r.is_empty())
+        {
             return;
         }
-        assert!(!deadline.passed(), "127.0.0.1:{port} never scraped: {v}\n{}", h.logs());
+        assert!(
+            !deadline.passed(),
+            "127.0.0.1:{port} never scraped: {v}\n{}",
+            h.logs()
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agent_scales_out_and_fails_over_an_unhealthy_container() {
-    let Some(fx) = DockerFixture::new().await else { return };
+    let Some(fx) = DockerFixture::new().await else {
+        return;
+    };
     let target = format!("web-{}", fx.run);
     let seed = Seed {
         host_port: Some(24200),
@@ -953,17 +1170,22 @@ groups:
     // 2. The seed goes bad: failing requests and a failing health check.
     let seed_addr = "127.0.0.1:24200";
     assert_eq!(post(seed_addr, "/admin/fail?rate=1").await, Some(200));
-    assert_eq!(post(seed_addr, "/admin/health?healthy=false").await, Some(200));
+    assert_eq!(
+        post(seed_addr, "/admin/health?healthy=false").await,
+        Some(200)
+    );
     fx.wait_health(&seed.name, "unhealthy").await;
     let fo = h
         .wait_event("failover succeeded", |e| {
-            e.event == Some(EventKind::ActionSucceeded)
-                && e.rule.as_deref() == Some("sick-replica")
+            e.event == Some(EventKind::ActionSucceeded) && e.rule.as_deref() == Some("sick-replica")
         })
         .await;
     assert_eq!(fo.instance.as_deref(), Some(seed_addr), "{}", h.logs());
     common::assert_decided_started_succeeded(&h.events(), fo.action_id.as_deref().unwrap());
-    assert!(fx.inspect(&seed.name).await.is_none(), "the unhealthy container is gone");
+    assert!(
+        fx.inspect(&seed.name).await.is_none(),
+        "the unhealthy container is gone"
+    );
     let all = fx.containers(&target).await;
     assert_eq!(all.len(), 2, "{}", h.logs());
     let replacement = all
@@ -972,7 +1194,12 @@ groups:
         .expect("a replacement of the seed");
     fx.wait_health(&name(replacement), "healthy").await;
     let events = h.settled_events().await;
-    assert_eq!(of(&events, EventKind::ActionStarted, "sick-replica").len(), 1, "{}", h.logs());
+    assert_eq!(
+        of(&events, EventKind::ActionStarted, "sick-replica").len(),
+        1,
+        "{}",
+        h.logs()
+    );
     assert!(of(&events, EventKind::ActionFailed, "sick-replica").is_empty());
     h.stop().await;
     let (code, out) = common::audit_verify(&h.audit_dir());
@@ -1025,8 +1252,10 @@ groups:
     assert_eq!(sup.target.as_deref(), Some(target));
     let events = h.events();
     assert!(
-        events.iter().any(|e| e.event == Some(EventKind::ActionFailed)
-            && e.cause.as_deref() == Some("provider_unavailable")),
+        events
+            .iter()
+            .any(|e| e.event == Some(EventKind::ActionFailed)
+                && e.cause.as_deref() == Some("provider_unavailable")),
         "the failure that opened the breaker says so:\n{}",
         h.logs()
     );
@@ -1119,7 +1348,12 @@ async fn an_agent_that_may_not_open_the_socket_records_permission_denied() {
                 .next()
         })
         .await;
-    assert_eq!(failed.cause.as_deref(), Some("permission_denied"), "{}", agent_log());
+    assert_eq!(
+        failed.cause.as_deref(),
+        Some("permission_denied"),
+        "{}",
+        agent_log()
+    );
     let err = failed.error.clone().unwrap_or_default();
     assert!(err.contains("/var/run/docker.sock"), "{err}");
     assert!(err.to_lowercase().contains("permission denied"), "{err}");

@@ -238,10 +238,7 @@ impl DockerFixture {
         for version in ["v1", "v2", "v2-bad"] {
             let env = format!("ENV HOMEOSTAT_DEMO_VERSION={version}");
             let label = format!("LABEL homeostat.test={run}");
-            let cmd = format!(
-                "CMD {}",
-                serde_json::to_string(&demo_cmd(&[])).unwrap()
-            );
+            let cmd = format!("CMD {}", serde_json::to_string(&demo_cmd(&[])).unwrap());
             docker(&[
                 "import",
                 "--change",
@@ -305,15 +302,18 @@ impl DockerFixture {
                 network_mode: s.network.clone(),
                 ..Default::default()
             }),
-            networking_config: s.network.as_ref().map(|n| bollard::models::NetworkingConfig {
-                endpoints_config: Some(HashMap::from([(
-                    n.clone(),
-                    bollard::models::EndpointSettings {
-                        aliases: Some(s.aliases.clone()),
-                        ..Default::default()
-                    },
-                )])),
-            }),
+            networking_config: s
+                .network
+                .as_ref()
+                .map(|n| bollard::models::NetworkingConfig {
+                    endpoints_config: Some(HashMap::from([(
+                        n.clone(),
+                        bollard::models::EndpointSettings {
+                            aliases: Some(s.aliases.clone()),
+                            ..Default::default()
+                        },
+                    )])),
+                }),
             ..Default::default()
         };
         let opts = bollard::query_parameters::CreateContainerOptionsBuilder::default()
@@ -427,7 +427,11 @@ impl Drop for DockerFixture {
 }
 
 pub fn name(c: &ContainerInspectResponse) -> String {
-    c.name.as_deref().unwrap_or("").trim_start_matches('/').to_string()
+    c.name
+        .as_deref()
+        .unwrap_or("")
+        .trim_start_matches('/')
+        .to_string()
 }
 
 pub fn health_status(c: &ContainerInspectResponse) -> Option<String> {
@@ -490,7 +494,10 @@ pub fn configured_port(c: &ContainerInspectResponse) -> Option<u16> {
 
 /// RFC 3339 with the fraction padded, so it sorts.
 pub fn created_key(s: &str) -> String {
-    match s.strip_suffix('Z').map(|b| b.split_once('.').unwrap_or((b, ""))) {
+    match s
+        .strip_suffix('Z')
+        .map(|b| b.split_once('.').unwrap_or((b, "")))
+    {
         Some((secs, frac)) => format!("{secs}.{frac:0<9}"),
         None => s.to_string(),
     }

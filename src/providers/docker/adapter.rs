@@ -1018,10 +1018,22 @@ impl Inner {
                     (LABEL_PREVIOUS_IMAGE, &rollout.from.image),
                 ],
             );
-            let started = match self
-                .create_replica(&view, &new_spec, &labels, None, None)
-                .await
-            {
+            // An earlier attempt of this action may have created its replacement already.
+            let earlier = live
+                .iter()
+                .find(|s| {
+                    s.obs.action() == Some(action_id)
+                        && s.obs.label(LABEL_REPLACES) == Some(old.obs.name.as_str())
+                })
+                .map(|s| Ok((s.obs.id.clone(), s.obs.name.clone())));
+            let created = match earlier {
+                Some(found) => found,
+                None => {
+                    self.create_replica(&view, &new_spec, &labels, None, None)
+                        .await
+                }
+            };
+            let started = match created {
                 Ok((id, name)) => {
                     let failures = self.wait_healthy(std::slice::from_ref(&id)).await;
                     match failures.into_iter().next() {

@@ -485,7 +485,9 @@ impl Engine {
         let sock = self.socket.display();
         match map_error(what, e) {
             // Name the socket: which engine, and which file the agent's user may not open.
-            ProviderError::Unavailable { provider, message } if !message.contains(&*sock.to_string()) => {
+            ProviderError::Unavailable { provider, message }
+                if !message.contains(&*sock.to_string()) =>
+            {
                 ProviderError::Unavailable {
                     provider,
                     message: format!("{message} (socket {sock})"),

@@ -216,7 +216,11 @@ fn container() -> ContainerInspectResponse {
         }),
         config: Some(ContainerConfig {
             hostname: Some(ID[..12].into()),
-            env: Some(strs(&["PATH=/bin", "HOMEOSTAT_DEMO_VERSION=v1", "COLOR=blue"])),
+            env: Some(strs(&[
+                "PATH=/bin",
+                "HOMEOSTAT_DEMO_VERSION=v1",
+                "COLOR=blue",
+            ])),
             cmd: Some(strs(&["demo-service"])),
             entrypoint: Some(strs(&["/homeostat"])),
             image: Some("web:v1".into()),
@@ -288,7 +292,10 @@ fn a_container_is_observed() {
     assert_eq!(o.action(), Some("a-1"));
     assert_eq!(o.cmd, ["/homeostat", "demo-service"]);
     let cond = o.condition();
-    assert!(cond.contains("unhealthy") && cond.contains("connection refused"), "{cond}");
+    assert!(
+        cond.contains("unhealthy") && cond.contains("connection refused"),
+        "{cond}"
+    );
 
     // Stopped: the live binding is gone, the configured one remains.
     let mut c = container();
@@ -321,15 +328,24 @@ fn a_spec_leaves_out_what_the_image_supplies() {
     assert_eq!(c.cmd, None, "the image's Cmd");
     assert_eq!(c.entrypoint, None, "the image's Entrypoint");
     assert_eq!(c.user, None);
-    assert_eq!(c.hostname, None, "the engine's default hostname is not copied");
+    assert_eq!(
+        c.hostname, None,
+        "the engine's default hostname is not copied"
+    );
     assert_eq!(c.exposed_ports.as_deref(), Some(&strs(&["9090/tcp"])[..]));
     let labels = c.labels.as_ref().unwrap();
     assert_eq!(labels.get("tier").map(String::as_str), Some("front"));
-    assert_eq!(labels.get("homeostat.target").map(String::as_str), Some("web"));
+    assert_eq!(
+        labels.get("homeostat.target").map(String::as_str),
+        Some("web")
+    );
     for k in ["homeostat.action", "homeostat.replaces", "maintainer"] {
         assert!(!labels.contains_key(k), "{k}");
     }
-    assert!(c.healthcheck.is_some(), "a container's own health check is kept");
+    assert!(
+        c.healthcheck.is_some(),
+        "a container's own health check is kept"
+    );
     let h = c.host_config.as_ref().unwrap();
     assert_eq!(h.links.as_deref(), Some(&strs(&["db:database"])[..]));
     assert_eq!(h.container_id_file, None);
@@ -337,7 +353,11 @@ fn a_spec_leaves_out_what_the_image_supplies() {
         h.restart_policy.as_ref().unwrap().name,
         Some(RestartPolicyNameEnum::UNLESS_STOPPED)
     );
-    assert_eq!(s.primary_aliases, ["web"], "own id and name are not aliases to copy");
+    assert_eq!(
+        s.primary_aliases,
+        ["web"],
+        "own id and name are not aliases to copy"
+    );
     assert_eq!(
         s.extra_networks,
         [NetworkAttachment {
@@ -379,7 +399,13 @@ fn the_create_request_publishes_on_loopback() {
     let l = body.labels.as_ref().unwrap();
     assert_eq!(l.get("homeostat.action").map(String::as_str), Some("a-2"));
     assert_eq!(l.get("tier").map(String::as_str), Some("front"));
-    let ports = body.host_config.as_ref().unwrap().port_bindings.as_ref().unwrap();
+    let ports = body
+        .host_config
+        .as_ref()
+        .unwrap()
+        .port_bindings
+        .as_ref()
+        .unwrap();
     let main = ports["8080/tcp"].as_ref().unwrap();
     assert_eq!(main[0].host_ip.as_deref(), Some("127.0.0.1"));
     assert_eq!(main[0].host_port.as_deref(), Some("24105"));
@@ -411,8 +437,15 @@ fn the_create_request_publishes_on_loopback() {
     let mut c = container();
     c.host_config.as_mut().unwrap().network_mode = Some("default".into());
     let s = ReplicaSpec::from_container(&c, Some(&image()), "web:v1", 8080);
-    assert!(s.create_body(8080, None, &labels).networking_config.is_none());
-    assert_eq!(s.extra_networks.len(), 2, "appnet and metrics joined after create");
+    assert!(s
+        .create_body(8080, None, &labels)
+        .networking_config
+        .is_none());
+    assert_eq!(
+        s.extra_networks.len(),
+        2,
+        "appnet and metrics joined after create"
+    );
 }
 
 #[test]
@@ -530,7 +563,10 @@ fn socket_paths() {
         ..cfg()
     };
     c.resolve_paths(Path::new("/etc/homeostat"));
-    assert_eq!(c.socket_path(), PathBuf::from("/etc/homeostat/run/docker.sock"));
+    assert_eq!(
+        c.socket_path(),
+        PathBuf::from("/etc/homeostat/run/docker.sock")
+    );
     assert_eq!(
         strip_unix_scheme(Path::new("/var/run/docker.sock")),
         PathBuf::from("/var/run/docker.sock")

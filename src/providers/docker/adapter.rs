@@ -601,21 +601,34 @@ impl Inner {
 
     /// Wait until each of `ids` is healthy: Docker's health check says
     /// healthy, or (without one) it kept running for `settle_time` and passes
-    /// `health` if set. Returns the ones that did not, with why.
-    async fn wait_healthy(&self, ids: &[String]) -> Vec<(String, String)> {
+    /// `health` if set. Returns the ones that did not, with why; an engine
+    /// that stops answering is an error (no verdict on the containers).
+    async fn wait_healthy(&self, ids: &[String]) -> Result<Vec<(String, String)>, ProviderError> {
         let deadline = crate::clock::monotonic_now() + self.startup_timeout;
         let mut pending: Vec<String> = ids.to_vec();
         let mut running_since: HashMap<String, tokio::time::Instant> = HashMap::new();
         let mut failures = Vec::new();
         let mut last_condition: HashMap<String, String> = HashMap::new();
+        let mut engine_errors = 0;
         loop {
             let now = crate::clock::monotonic_now();
             let mut still = Vec::new();
             for id in pending {
                 let obs = match self.engine.inspect_opt(&id).await {
-                    Ok(Some(raw)) => client::observe(&raw, self.port),
+                    Ok(Some(raw)) => {
+                        engine_errors = 0;
+                        client::observe(&raw, self.port)
+                    }
                     Ok(None) => {
                         failures.push((id, "the container disappeared".to_string()));
+                        continue;
+                    }
+                    Err(e) if engine_unreachable(&e) => {
+                        engine_errors += 1;
+                        if engine_errors >= 3 {
+                            return Err(e);
+                        }
+                        still.push(id);
                         continue;
                     }
                     Err(e) => {
@@ -659,7 +672,7 @@ impl Inner {
             }
             pending = still;
             if pending.is_empty() {
-                return failures;
+                return Ok(failures);
             }
             if crate::clock::monotonic_now() >= deadline {
                 for id in pending {
@@ -672,7 +685,7 @@ impl Inner {
                         ),
                     ));
                 }
-                return failures;
+                return Ok(failures);
             }
             tokio::time::sleep(STARTUP_POLL).await;
         }
@@ -869,7 +882,7 @@ impl Inner {
                 created.push((id, name));
             }
             let ids: Vec<String> = created.iter().map(|(id, _)| id.clone()).collect();
-            let failures = self.wait_healthy(&ids).await;
+            let failures = self.wait_healthy(&ids).await?;
             if !failures.is_empty() {
                 let bad: Vec<String> = failures.iter().map(|(id, _)| id.clone()).collect();
                 for id in &bad {
@@ -918,7 +931,7 @@ impl Inner {
         let live = self.live(seen);
         // A retry: this action's replacement already exists.
         if let Some(new) = live.iter().find(|s| s.obs.action() == Some(action_id)) {
-            let failures = self.wait_healthy(std::slice::from_ref(&new.obs.id)).await;
+            let failures = self.wait_healthy(std::slice::from_ref(&new.obs.id)).await?;
             if let Some((_, why)) = failures.first() {
                 self.remove_quietly(&new.obs.id).await;
                 return Err(failed(format!(
@@ -946,7 +959,7 @@ impl Inner {
         let (id, name) = self
             .create_replica(seen, &spec, &labels, prefer, None)
             .await?;
-        let failures = self.wait_healthy(std::slice::from_ref(&id)).await;
+        let failures = self.wait_healthy(std::slice::from_ref(&id)).await?;
         if let Some((_, why)) = failures.first() {
             self.remove_quietly(&id).await;
             return Err(failed(format!(
@@ -997,13 +1010,6 @@ impl Inner {
                 r
             }
         };
-        let target_image = match &rolling {
-            Rolling::Change(c) => c
-                .image
-                .clone()
-                .unwrap_or_else(|| rollout.from.image.clone()),
-            Rolling::To(s) => s.image.clone(),
-        };
         let mut view: Vec<Seen> = seen.to_vec();
         for old in olds {
             let old_spec = self.spec_of(&old.raw).await?;
@@ -1035,7 +1041,8 @@ impl Inner {
             };
             let started = match created {
                 Ok((id, name)) => {
-                    let failures = self.wait_healthy(std::slice::from_ref(&id)).await;
+                    // An unreachable engine is not a verdict on the new version.
+                    let failures = self.wait_healthy(std::slice::from_ref(&id)).await?;
                     match failures.into_iter().next() {
                         None => Ok(id),
                         Some((_, why)) => {
@@ -1069,7 +1076,7 @@ impl Inner {
                 Err(why) => {
                     let reason = format!("{why}; rolled back to {}", rollout.from.image);
                     tracing::warn!(target = %self.target, %reason, "redeploy rolled back");
-                    self.undo_rollout(action_id, &target_image)
+                    self.undo_rollout(action_id)
                         .await
                         .map_err(|e| failed(format!("{reason}; rollback failed too: {e}")))?;
                     return Ok(Some(reason));
@@ -1090,11 +1097,7 @@ impl Inner {
     /// Recreate the containers the rollout of `action_id` removed (same name,
     /// same host port if free), each healthy before the new container that
     /// replaced it is removed.
-    async fn undo_rollout(
-        self: &Arc<Self>,
-        action_id: &str,
-        _new_image: &str,
-    ) -> Result<(), ProviderError> {
+    async fn undo_rollout(self: &Arc<Self>, action_id: &str) -> Result<(), ProviderError> {
         let replaced = self
             .snapshot()?
             .rollout
@@ -1119,7 +1122,7 @@ impl Inner {
                 let (id, name) = self
                     .create_replica(&seen, &r.spec, &labels, r.spec.host_port, Some(&r.name))
                     .await?;
-                let failures = self.wait_healthy(std::slice::from_ref(&id)).await;
+                let failures = self.wait_healthy(std::slice::from_ref(&id)).await?;
                 if let Some((_, why)) = failures.first() {
                     return Err(failed(format!(
                         "restored container {name} ({}) {why}",
@@ -1238,7 +1241,10 @@ impl Provider for DockerProvider {
                 lock(&inner.cache).last_error = Some(KeptError::of(&e));
                 tracing::warn!(target = %inner.target, error = %e, "Docker engine not reachable at start; the target is adopted when it is");
             }
-            Err(e) => return Err(e),
+            // Recovery is tried again before the next action.
+            Err(e) => {
+                tracing::warn!(target = %inner.target, error = %e, "finishing what a previous run left failed; retried before the next action");
+            }
         }
         self.start_poller();
         let cache = lock(&inner.cache);

@@ -1,0 +1,1 @@
+//! Unit tests of the kubernetes provider pieces that need no API server.

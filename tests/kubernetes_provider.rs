@@ -1078,6 +1078,43 @@ async fn a_slow_api_times_out_and_server_errors_are_unavailable() {
     assert!(err.to_string().contains("throttling"), "{err}");
 }
 
+#[tokio::test]
+async fn oversized_and_malformed_replies_are_refused() {
+    let e = env().await;
+    let (p, _) = started(cfg(&e)).await;
+    // A pod list of 40 MiB (a valid JSON document) is cut off at the limit.
+    let mut huge =
+        br#"{"apiVersion":"v1","kind":"PodList","metadata":{},"items":[],"padding":""#.to_vec();
+    huge.resize(huge.len() + (40 << 20), b'x');
+    huge.extend_from_slice(br#""}"#);
+    e.fake.reply_raw("list", "pods", 200, huge);
+    let err = p.execute(&scale("o1", 3, 4)).await.unwrap_err();
+    assert!(matches!(err, ProviderError::Failed { .. }), "{err}");
+    assert!(
+        err.to_string().contains("larger than 33554432 bytes"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("list pods"), "{err}");
+    e.fake
+        .reply_raw("get", "deployments/scale", 200, "{\"spec\": [1, 2");
+    let err = p.execute(&scale("o2", 3, 4)).await.unwrap_err();
+    assert!(matches!(err, ProviderError::Failed { .. }), "{err}");
+    assert!(err.to_string().contains("malformed answer"), "{err}");
+    e.fake.reply_raw(
+        "get",
+        "deployments",
+        200,
+        "{\"apiVersion\":\"apps/v1\",\"kind\":\"Deployment\",\"metadata\":{\"name\":\"web\"}}",
+    );
+    let err = p.execute(&scale("o3", 3, 4)).await.unwrap_err();
+    assert!(matches!(err, ProviderError::Failed { .. }), "{err}");
+    assert!(err.to_string().contains("metadata.uid is missing"), "{err}");
+    // Nothing was changed, and the next call works.
+    assert_eq!(replicas(&e.fake), 3);
+    p.execute(&scale("o4", 3, 4)).await.unwrap();
+    assert_eq!(replicas(&e.fake), 4);
+}
+
 // ------------------------------------------------------------ StatefulSet
 
 async fn sts_env() -> Env {

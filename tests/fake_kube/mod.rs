@@ -77,6 +77,8 @@ struct Faults {
     /// (verb, resource) → how long to hold the answer after doing the work
     /// (the client may time out although the change happened).
     slow_after: BTreeMap<(String, String), Duration>,
+    /// (verb, resource) → raw answers (status, body) for the next calls.
+    raw: BTreeMap<(String, String), VecDeque<(u16, Bytes)>>,
 }
 
 /// Object key: (resource, namespace, name).
@@ -948,10 +950,7 @@ impl World {
             let template = rs["spec"]["template"].clone();
             for _ in have..want {
                 self.seq += 1;
-                let pod_name = format!(
-                    "{name}-{}",
-                    template_hash(&json!(self.seq))[..5].to_string()
-                );
+                let pod_name = format!("{name}-{}", &template_hash(&json!(self.seq))[..5]);
                 self.new_pod(ns, &pod_name, &template, &rs, "ReplicaSet");
             }
         } else if have > want {
@@ -1113,7 +1112,7 @@ impl World {
     }
 
     /// Would evicting `pod` violate its PodDisruptionBudget? `Err(answer)` if so.
-    fn eviction_allowed(&self, ns: &str, pod: &Value) -> Result<(), Response> {
+    fn eviction_allowed(&self, ns: &str, pod: &Value) -> Result<(), Box<Response>> {
         let pl = labels(pod);
         let pdbs: Vec<Value> = self
             .list("poddisruptionbudgets", ns)
@@ -1121,12 +1120,12 @@ impl World {
             .filter(|b| matches_reqs(&selector_reqs(&b["spec"]["selector"]), &pl))
             .collect();
         if pdbs.len() > 1 {
-            return Err(status(
+            return Err(Box::new(status(
                 500,
                 "InternalError",
                 "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.",
                 Value::Null,
-            ));
+            )));
         }
         let Some(pdb) = pdbs.first() else {
             return Ok(());
@@ -1165,7 +1164,7 @@ impl World {
         if allowed {
             return Ok(());
         }
-        Err(status(
+        Err(Box::new(status(
             429,
             "TooManyRequests",
             "Cannot evict pod as it would violate the pod's disruption budget.",
@@ -1176,7 +1175,7 @@ impl World {
                     name_of(pdb)
                 ),
             }]}),
-        ))
+        )))
     }
 }
 
@@ -1352,6 +1351,18 @@ async fn handle(
                 &msg,
                 json!({"name": name, "kind": route.resource}),
             );
+        }
+        if let Some((code, body)) = faults
+            .raw
+            .get_mut(&(verb.clone(), resource.clone()))
+            .and_then(VecDeque::pop_front)
+        {
+            return (
+                StatusCode::from_u16(code).unwrap_or(StatusCode::OK),
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                body,
+            )
+                .into_response();
         }
         if let Some(q) = faults.inject.get_mut(&(verb.clone(), resource.clone())) {
             if let Some(code) = q.pop_front() {
@@ -1683,7 +1694,7 @@ fn dispatch(
             }
             if !terminating(&pod) {
                 if let Err(answer) = w.eviction_allowed(ns, &pod) {
-                    return answer;
+                    return *answer;
                 }
                 w.mark_deleted(ns, name);
             }
@@ -2014,6 +2025,15 @@ current-context: {current}
             .entry((verb.into(), resource.into()))
             .or_default()
             .extend(std::iter::repeat_n(code, n));
+    }
+
+    /// Answer the next call of `verb` on `resource` with this raw body.
+    pub fn reply_raw(&self, verb: &str, resource: &str, code: u16, body: impl Into<Bytes>) {
+        lock(&self.shared.faults)
+            .raw
+            .entry((verb.into(), resource.into()))
+            .or_default()
+            .push_back((code, body.into()));
     }
 
     /// Injected answers not used yet for (`verb`, `resource`).

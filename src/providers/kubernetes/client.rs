@@ -23,6 +23,71 @@ use crate::providers::ProviderError;
 
 pub(super) const PROVIDER: &str = "kubernetes";
 
+/// Largest API reply read (a list of a few thousand pods is a few MiB).
+pub const MAX_REPLY_BYTES: usize = 32 << 20;
+
+/// An API reply that exceeded [`MAX_REPLY_BYTES`].
+#[derive(Debug, thiserror::Error)]
+#[error("the reply is larger than {limit} bytes")]
+pub struct ReplyTooLarge {
+    pub limit: usize,
+}
+
+/// A response body that fails once more than `left` bytes arrived.
+pub struct Limited<B> {
+    inner: B,
+    left: usize,
+    limit: usize,
+}
+
+impl<B> Limited<B> {
+    pub fn new(inner: B, limit: usize) -> Self {
+        Self {
+            inner,
+            left: limit,
+            limit,
+        }
+    }
+}
+
+impl<B> hyper::body::Body for Limited<B>
+where
+    B: hyper::body::Body<Data = hyper::body::Bytes> + Unpin,
+    B::Error: Into<tower::BoxError>,
+{
+    type Data = hyper::body::Bytes;
+    type Error = tower::BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        use std::task::Poll;
+        match std::pin::Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                let n = frame.data_ref().map_or(0, |d| d.len());
+                if n > self.left {
+                    let limit = self.limit;
+                    return Poll::Ready(Some(Err(Box::new(ReplyTooLarge { limit }))));
+                }
+                self.left -= n;
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// The API server connection of one target, scoped to its namespace.
 #[derive(Clone)]
 pub struct Kube {
@@ -47,6 +112,18 @@ fn rejected(message: impl Into<String>) -> ProviderError {
         provider: PROVIDER.into(),
         message: message.into(),
     }
+}
+
+/// The size limit an error chain reports, if a reply was too large.
+fn too_large(e: &(dyn std::error::Error + 'static)) -> Option<usize> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(t) = err.downcast_ref::<ReplyTooLarge>() {
+            return Some(t.limit);
+        }
+        cur = err.source();
+    }
+    None
 }
 
 /// Does some error in `e`'s source chain say "timed out"?
@@ -160,7 +237,12 @@ pub fn classify(
             }
         }
         kube::Error::Service(err) => {
-            if timed_out(err.as_ref()) {
+            if let Some(limit) = too_large(err.as_ref()) {
+                ProviderError::Failed {
+                    provider,
+                    message: format!("{what}: reply refused: larger than {limit} bytes"),
+                }
+            } else if timed_out(err.as_ref()) {
                 ProviderError::Timeout {
                     provider,
                     after_ms: timeout.as_millis() as u64,
@@ -249,8 +331,12 @@ impl Kube {
             .clone()
             .unwrap_or_else(|| config.default_namespace.clone());
         let server = config.cluster_url.to_string();
-        let client = kube::Client::try_from(config)
-            .map_err(|e| rejected(format!("Kubernetes client for {server}: {e}")))?;
+        let client = kube::client::ClientBuilder::try_from(config)
+            .map_err(|e| rejected(format!("Kubernetes client for {server}: {e}")))?
+            .with_layer(&tower::util::MapResponseLayer::new(
+                |res: hyper::Response<_>| res.map(|b| Limited::new(b, MAX_REPLY_BYTES)),
+            ))
+            .build();
         Ok(Self {
             client,
             namespace,

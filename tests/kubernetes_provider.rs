@@ -1081,7 +1081,10 @@ async fn a_slow_api_times_out_and_server_errors_are_unavailable() {
 #[tokio::test]
 async fn oversized_and_malformed_replies_are_refused() {
     let e = env().await;
-    let (p, _) = started(cfg(&e)).await;
+    let mut c = cfg(&e);
+    // Reading 32 MiB on a busy machine must not turn into a timeout.
+    c.api_timeout = Some(Duration::from_secs(30));
+    let (p, _) = started(c).await;
     // A pod list of 40 MiB (a valid JSON document) is cut off at the limit.
     let mut huge =
         br#"{"apiVersion":"v1","kind":"PodList","metadata":{},"items":[],"padding":""#.to_vec();

@@ -1167,6 +1167,7 @@ async fn statefulset_scale_quarantine_redeploy_and_rollback() {
     e.fake.settle("statefulsets", NS, "db").await;
     assert!(pod_names(&e.fake).contains(&"db-3".to_string()));
 
+    e.fake.inject("patch", "pods", 409, 1);
     p.execute(&req(
         "st2",
         ActionKind::CircuitBreak,
@@ -1211,6 +1212,32 @@ async fn statefulset_scale_quarantine_redeploy_and_rollback() {
     assert_eq!(out.after["version"], "v1");
     e.fake.settle("statefulsets", NS, "db").await;
     assert!(e.fake.pods(NS).iter().all(|p| image_of(p).ends_with(":v1")));
+    p.execute(&req(
+        "st7",
+        ActionKind::Failover,
+        ProviderOp::Replace {
+            instance: "db-0".into(),
+        },
+    ))
+    .await
+    .unwrap();
+
+    // The permissions a StatefulSet target needs (README, rbac.yaml's comment).
+    let want: std::collections::BTreeSet<(String, String)> = [
+        ("get", "statefulsets"),
+        ("patch", "statefulsets"),
+        ("get", "statefulsets/scale"),
+        ("update", "statefulsets/scale"),
+        ("list", "controllerrevisions"),
+        ("list", "pods"),
+        ("get", "pods"),
+        ("patch", "pods"),
+        ("create", "pods/eviction"),
+    ]
+    .iter()
+    .map(|(v, r)| (v.to_string(), r.to_string()))
+    .collect();
+    assert_eq!(e.fake.used(), want);
 }
 
 // ------------------------------------------------- the agent, end to end

@@ -233,13 +233,13 @@ async fn kubeconfig_context_is_honoured() {
     let (_p, s) = started(c).await;
     assert_eq!(s.replicas, 3);
 
+    // Without `context`, the current one: its server does not answer (the
+    // agent still starts; the target is unavailable and says where it looked).
     let mut c = cfg(&e);
     c.kubeconfig = Some(kc.clone());
-    let err = KubernetesProvider::new("web", c)
-        .unwrap()
-        .start()
-        .await
-        .unwrap_err();
+    let p = KubernetesProvider::new("web", c).unwrap();
+    p.start().await.expect("degraded start");
+    let err = p.state().await.unwrap_err();
     assert!(matches!(err, ProviderError::Unavailable { .. }), "{err}");
     assert!(err.to_string().contains("127.0.0.1:1"), "{err}");
 
@@ -1014,6 +1014,50 @@ async fn an_api_that_is_down_is_unavailable_quickly() {
     p.execute(&scale("d2", 3, 4)).await.unwrap();
     assert_eq!(replicas(&e.fake), 4);
     until_state(&p, "fresh state again", |s| s.replicas == 4).await;
+}
+
+#[tokio::test]
+async fn an_api_down_at_start_does_not_stop_the_agent_and_the_target_is_adopted_later() {
+    let e = env().await;
+    e.fake.set_down(true).await;
+    let p = KubernetesProvider::new("web", cfg(&e)).unwrap();
+    let s = tokio::time::timeout(Duration::from_secs(10), p.start())
+        .await
+        .expect("start does not hang on a dead API")
+        .expect("start succeeds without the API");
+    assert_eq!(s, TargetState::default());
+    // Until the first contact: no view, and actions fail as unavailable (retryable).
+    let err = p.state().await.unwrap_err();
+    assert!(matches!(err, ProviderError::Unavailable { .. }), "{err}");
+    let err = p.execute(&scale("down1", 3, 4)).await.unwrap_err();
+    assert!(matches!(err, ProviderError::Unavailable { .. }), "{err}");
+    assert_eq!(replicas(&e.fake), 3);
+    // The API comes back: the poller adopts the target, and actions work.
+    e.fake.set_down(false).await;
+    until_state(&p, "adopted at the first contact", |s| {
+        s.replicas == 3 && s.instances.len() == 3
+    })
+    .await;
+    p.execute(&scale("up1", 3, 4)).await.unwrap();
+    assert_eq!(replicas(&e.fake), 4);
+}
+
+#[tokio::test]
+async fn a_config_that_does_not_fit_the_cluster_is_still_refused_once_adopted() {
+    // A quarantine label the workload's selector uses is refused at the first
+    // contact even when that contact comes after a degraded start.
+    let e = env().await;
+    e.fake.set_down(true).await;
+    let mut c = cfg(&e);
+    c.quarantine_label = Some("app".into());
+    c.service = None;
+    let p = KubernetesProvider::new("web", c).unwrap();
+    p.start().await.expect("degraded start");
+    e.fake.set_down(false).await;
+    let err = p.execute(&scale("q1", 3, 4)).await.unwrap_err();
+    assert!(matches!(err, ProviderError::Rejected { .. }), "{err}");
+    assert!(err.to_string().contains("quarantine_label"), "{err}");
+    assert_eq!(replicas(&e.fake), 3);
 }
 
 #[tokio::test]

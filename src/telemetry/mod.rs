@@ -49,15 +49,11 @@ pub enum TelemetryError {
 /// env-filter directive (`info`, `homeostat=debug,hyper=warn`); a non-empty
 /// `RUST_LOG` overrides it, as operators expect.
 pub fn init_logging(format: LogFormat, level: &str) -> Result<(), TelemetryError> {
-    use tracing_subscriber::EnvFilter;
     let directive = match std::env::var("RUST_LOG") {
         Ok(v) if !v.trim().is_empty() => v,
         _ => level.to_string(),
     };
-    let filter = EnvFilter::try_new(&directive).map_err(|e| TelemetryError::Filter {
-        filter: directive.clone(),
-        message: e.to_string(),
-    })?;
+    let filter = log_filter(&directive)?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -72,6 +68,24 @@ pub fn init_logging(format: LogFormat, level: &str) -> Result<(), TelemetryError
             .try_init(),
     };
     result.map_err(|_| TelemetryError::AlreadyInstalled)
+}
+
+/// Logs that may carry secrets, silenced below `error` whatever the level:
+/// kube's client logs a whole reply it cannot decode at `warn`, and a reply
+/// (a Deployment, a Pod) can hold environment values.
+const QUIET: &[&str] = &["kube_client::client=error"];
+
+/// The operator's filter `directive` plus [`QUIET`].
+pub fn log_filter(directive: &str) -> Result<tracing_subscriber::EnvFilter, TelemetryError> {
+    let bad = |e: &dyn std::fmt::Display| TelemetryError::Filter {
+        filter: directive.to_string(),
+        message: e.to_string(),
+    };
+    let mut filter = tracing_subscriber::EnvFilter::try_new(directive).map_err(|e| bad(&e))?;
+    for q in QUIET {
+        filter = filter.add_directive(q.parse().map_err(|e| bad(&e))?);
+    }
+    Ok(filter)
 }
 
 #[cfg(test)]

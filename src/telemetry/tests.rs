@@ -231,3 +231,12 @@ fn log_format_parses() {
     assert_eq!("pretty".parse::<LogFormat>().ok(), Some(LogFormat::Pretty));
     assert!("xml".parse::<LogFormat>().is_err());
 }
+
+#[test]
+fn the_log_filter_keeps_kube_reply_bodies_out_whatever_the_level() {
+    for level in ["info", "debug", "trace,kube_client=trace"] {
+        let f = super::log_filter(level).unwrap().to_string();
+        assert!(f.contains("kube_client::client=error"), "{level}: {f}");
+    }
+    assert!(super::log_filter("info,=bogus[").is_err());
+}

@@ -41,6 +41,10 @@
 //!   and a rollback by the workload annotation `homeostat.io/rollback-action`,
 //!   so a retry (or a restarted agent) never restarts twice. A retried
 //!   eviction whose pod is gone counts as done.
+//! - Start-up: the target is adopted (workload read, config checked against
+//!   it: a quarantine label the selector uses is refused) at `start()`, or,
+//!   if the API does not answer then, at the first contact: the agent runs
+//!   without the API, `state()` and actions report `Unavailable` meanwhile.
 //! - Operations are serialised per target; `state()` never waits for one.
 pub mod config;
 
@@ -154,6 +158,9 @@ mod adapter {
         rollout_timeout: Duration,
         poll_interval: Duration,
         kube: tokio::sync::OnceCell<Kube>,
+        /// Set once the workload was read and the config checked against it
+        /// (at start, or at the first contact if the API was down then).
+        adopted: std::sync::atomic::AtomicBool,
         /// Serialises operations (start, execute, reconcile).
         op_lock: tokio::sync::Mutex<()>,
         cache: Mutex<Cache>,
@@ -230,6 +237,7 @@ mod adapter {
                     cfg,
                     clock: Clock::system(),
                     kube: tokio::sync::OnceCell::new(),
+                    adopted: std::sync::atomic::AtomicBool::new(false),
                     op_lock: tokio::sync::Mutex::new(()),
                     cache: Mutex::new(Cache::default()),
                     done: Mutex::new(VecDeque::new()),
@@ -256,7 +264,7 @@ mod adapter {
                 loop {
                     tokio::time::sleep(interval).await;
                     let Some(inner) = weak.upgrade() else { return };
-                    if let Err(e) = inner.refresh().await {
+                    if let Err(e) = inner.refresh_or_adopt().await {
                         let msg = e.to_string();
                         let changed = lock(&inner.cache).last_error.as_deref() != Some(&msg);
                         if changed {
@@ -306,6 +314,35 @@ mod adapter {
         fn selector(&self, w: &Workload) -> Result<String, ProviderError> {
             state::selector_string(&w.selector)
                 .map_err(|e| rejected(format!("{}: {e}", self.describe())))
+        }
+
+        /// Connect, read the workload and its pods, and check the config
+        /// against them (quarantine label, container).
+        async fn adopt(&self) -> Result<Snapshot, ProviderError> {
+            self.kube
+                .get_or_try_init(|| Kube::connect(&self.cfg, self.api_timeout))
+                .await?;
+            let snap = self.refresh().await?;
+            self.validate(&snap.workload).await?;
+            if !self.adopted.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                tracing::info!(
+                    target = %self.target,
+                    workload = %self.describe(),
+                    replicas = snap.workload.replicas,
+                    pods = snap.pods.len(),
+                    "kubernetes target adopted"
+                );
+            }
+            Ok(snap)
+        }
+
+        /// [`Inner::refresh`] once adopted, [`Inner::adopt`] before.
+        async fn refresh_or_adopt(&self) -> Result<Snapshot, ProviderError> {
+            if self.adopted.load(std::sync::atomic::Ordering::SeqCst) {
+                self.refresh().await
+            } else {
+                self.adopt().await
+            }
         }
 
         /// Read the workload and its pods; update the cache.
@@ -808,28 +845,33 @@ mod adapter {
         async fn start(&self) -> Result<TargetState, ProviderError> {
             let inner = &self.inner;
             let _op = inner.op_lock.lock().await;
-            inner
-                .kube
-                .get_or_try_init(|| Kube::connect(&inner.cfg, inner.api_timeout))
-                .await?;
-            let snap = inner.refresh().await?;
-            inner.validate(&snap.workload).await?;
+            let adopted = inner.adopt().await;
             self.start_poller();
-            tracing::info!(
-                target = %inner.target,
-                workload = %inner.describe(),
-                replicas = snap.workload.replicas,
-                pods = snap.pods.len(),
-                "kubernetes target adopted"
-            );
-            Ok(inner.target_state(&snap))
+            match adopted {
+                Ok(snap) => Ok(inner.target_state(&snap)),
+                // The agent runs without the API; the poller adopts the target
+                // at the first contact, and actions fail as unavailable meanwhile.
+                Err(e @ (ProviderError::Unavailable { .. } | ProviderError::Timeout { .. })) => {
+                    tracing::warn!(target = %inner.target, error = %e, "Kubernetes API not reachable at start; the target is adopted when it is");
+                    lock(&inner.cache).last_error = Some(e.to_string());
+                    Ok(TargetState::default())
+                }
+                // A config that does not fit the cluster is refused loudly.
+                Err(e) => Err(e),
+            }
         }
 
         async fn state(&self) -> Result<TargetState, ProviderError> {
             let inner = &self.inner;
             let cache = lock(&inner.cache);
             let Some(snap) = &cache.snap else {
-                return Err(failed("provider not started"));
+                return Err(match &cache.last_error {
+                    Some(e) => ProviderError::Unavailable {
+                        provider: PROVIDER.into(),
+                        message: format!("{} not read yet: {e}", inner.describe()),
+                    },
+                    None => failed("provider not started"),
+                });
             };
             let stale_after = inner.poll_interval * 3 + inner.api_timeout;
             let age = cache
@@ -856,7 +898,7 @@ mod adapter {
             if let Some(outcome) = inner.recall(req)? {
                 return Ok(outcome);
             }
-            let snap = inner.refresh().await?;
+            let snap = inner.refresh_or_adopt().await?;
             let before = inner.summary(&snap);
             let rolled_back = match &req.op {
                 ProviderOp::SetReplicas { to, .. } => inner.set_replicas(*to).await.map(|_| None),
@@ -904,6 +946,7 @@ mod adapter {
             if inner.recall(req)?.is_some() {
                 return Ok(Reconciliation::Applied);
             }
+            inner.refresh_or_adopt().await?;
             let kube = inner.kube()?;
             match &req.op {
                 ProviderOp::SetReplicas { from, to } => {

@@ -175,17 +175,22 @@ impl Executor {
         &self.cfg
     }
 
-    /// Per-attempt timeout for `intent` on `provider`.
-    pub fn timeout_for(&self, intent: &Intent, provider: &str) -> Duration {
-        match intent.op {
+    /// Per-attempt timeout for `intent` on `provider`: the configured one, or
+    /// longer if the adapter says this op can take longer (it waits for
+    /// health checks): a timeout must not cut an attempt the adapter would finish.
+    pub fn timeout_for(&self, intent: &Intent, provider: &dyn Provider) -> Duration {
+        let configured = match intent.op {
             ProviderOp::Redeploy { .. } | ProviderOp::Rollback => self.cfg.redeploy_timeout,
             _ => self
                 .cfg
                 .provider_timeouts
-                .get(provider)
+                .get(provider.name())
                 .copied()
                 .unwrap_or(self.cfg.timeout),
-        }
+        };
+        provider
+            .attempt_timeout(&intent.op)
+            .map_or(configured, |needed| needed.max(configured))
     }
 
     /// Backoff before retry `retry` (1-based), full jitter.
@@ -282,7 +287,7 @@ impl Executor {
                 retry_after_ms: left,
             }));
         }
-        let timeout = self.timeout_for(intent, provider.name());
+        let timeout = self.timeout_for(intent, provider);
         let started_at = self.clock.now_ms();
         // The write-ahead record: fsync'd by the sink before we go on.
         self.journal

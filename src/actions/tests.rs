@@ -91,6 +91,8 @@ struct FakeProvider {
     started_on_disk: Mutex<Vec<bool>>,
     reconcile_as: Reconciliation,
     supports: &'static [ActionKind],
+    /// What `attempt_timeout` answers.
+    attempt: Option<Duration>,
 }
 
 impl FakeProvider {
@@ -103,6 +105,7 @@ impl FakeProvider {
             started_on_disk: Mutex::new(Vec::new()),
             reconcile_as: Reconciliation::Applied,
             supports: &ActionKind::ALL,
+            attempt: None,
         }
     }
     fn script(self, r: &[Resp]) -> Self {
@@ -121,6 +124,9 @@ impl Provider for FakeProvider {
     }
     fn supports(&self) -> &'static [ActionKind] {
         self.supports
+    }
+    fn attempt_timeout(&self, _op: &ProviderOp) -> Option<Duration> {
+        self.attempt
     }
     async fn start(&self) -> Result<TargetState, ProviderError> {
         Ok(TargetState::default())
@@ -1044,6 +1050,34 @@ async fn action_failed_names_the_error_class_and_only_transient_ones_are_retried
 }
 
 #[tokio::test(start_paused = true)]
+async fn an_adapter_that_needs_longer_gets_longer_but_never_less() {
+    let rig = Rig::with(ExecutorConfig {
+        jitter: false,
+        max_attempts: 1,
+        timeout: Duration::from_secs(5),
+        ..ExecutorConfig::default()
+    });
+    let Verdict::Act(i) = rig.check(
+        &decision("r", ActionKind::ScaleOut, "web", T0),
+        &limits(1, 10),
+        &target_state(2),
+    ) else {
+        panic!()
+    };
+    let mut p = FakeProvider::new(rig.clock).script(&[Resp::Hang]);
+    p.attempt = Some(Duration::from_secs(90));
+    assert_eq!(rig.exec.timeout_for(&i, &p), Duration::from_secs(90));
+    let r = rig.exec.run(&i, &p).await.unwrap();
+    assert!(
+        matches!(&r, RunResult::Failed { cause, .. } if cause == "timeout"),
+        "{r:?}"
+    );
+    assert_eq!(rig.events().pop().unwrap().duration_ms, Some(90_000));
+    p.attempt = Some(Duration::from_secs(1));
+    assert_eq!(rig.exec.timeout_for(&i, &p), Duration::from_secs(5));
+}
+
+#[tokio::test(start_paused = true)]
 async fn executor_times_out_a_hanging_provider() {
     let rig = Rig::with(ExecutorConfig {
         jitter: false,
@@ -1236,7 +1270,7 @@ async fn a_rolled_back_redeploy_is_a_failure_that_still_starts_the_cooldown() {
         }
     );
     assert_eq!(
-        rig.exec.timeout_for(&i, "fake"),
+        rig.exec.timeout_for(&i, &p),
         ExecutorConfig::default().redeploy_timeout
     );
     let r = rig.exec.run(&i, &p).await.unwrap();

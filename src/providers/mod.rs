@@ -80,6 +80,10 @@ pub struct TargetState {
     pub version: Option<String>,
 }
 
+/// Spare time an adapter adds to its [`Provider::attempt_timeout`] for the
+/// API calls around the waits it counts.
+pub const ATTEMPT_MARGIN: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A concrete operation the executor asks a provider to perform.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -108,6 +112,21 @@ pub enum ProviderOp {
 }
 
 impl ProviderOp {
+    /// Instances an op starts or stops one after another: the replica-count
+    /// change of a scale, one for a replacement, every instance (`current`)
+    /// twice for a redeploy or rollback (it may have to roll back), none for
+    /// a circuit op. Adapters multiply their per-instance wait by it.
+    pub fn sequential_instances(&self, current: u32) -> u32 {
+        match self {
+            ProviderOp::SetReplicas { from, to } => from.abs_diff(*to),
+            ProviderOp::Replace { .. } => 1,
+            ProviderOp::Redeploy { .. } | ProviderOp::Rollback => current.max(1).saturating_mul(2),
+            ProviderOp::CircuitOpen { .. }
+            | ProviderOp::CircuitHalfOpen { .. }
+            | ProviderOp::CircuitClose { .. } => 0,
+        }
+    }
+
     /// The action kind an op serves (for capability checks and metrics).
     pub fn kind_hint(&self) -> &'static str {
         match self {
@@ -217,6 +236,13 @@ pub trait Provider: Send + Sync {
     /// Current state (instances, addresses, health). Cheap; called every tick.
     async fn state(&self) -> Result<TargetState, ProviderError>;
 
+    /// How long one attempt at `op` may take when this adapter knows it can
+    /// need longer than the executor's default (it waits for health checks,
+    /// drains or rollouts); the executor allows the longer of the two.
+    fn attempt_timeout(&self, _op: &ProviderOp) -> Option<std::time::Duration> {
+        None
+    }
+
     /// Perform one operation. Must be idempotent per `action_id`.
     async fn execute(&self, req: &ActionRequest) -> Result<ActionOutcome, ProviderError>;
 
@@ -225,4 +251,32 @@ pub trait Provider: Send + Sync {
 
     /// Stop background work. `stop_instances`: also stop what it runs (demo teardown).
     async fn shutdown(&self, stop_instances: bool);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ProviderOp;
+
+    #[test]
+    fn ops_count_the_instances_they_wait_for_in_turn() {
+        let i = || "a".to_string();
+        assert_eq!(
+            ProviderOp::SetReplicas { from: 2, to: 5 }.sequential_instances(2),
+            3
+        );
+        assert_eq!(
+            ProviderOp::SetReplicas { from: 5, to: 1 }.sequential_instances(5),
+            4
+        );
+        assert_eq!(
+            ProviderOp::Replace { instance: i() }.sequential_instances(4),
+            1
+        );
+        assert_eq!(ProviderOp::Rollback.sequential_instances(3), 6);
+        assert_eq!(ProviderOp::Rollback.sequential_instances(0), 2);
+        assert_eq!(
+            ProviderOp::CircuitOpen { instance: i() }.sequential_instances(4),
+            0
+        );
+    }
 }

@@ -154,6 +154,7 @@ struct Inner {
     state_path: PathBuf,
     engine: Engine,
     startup_timeout: Duration,
+    stop_timeout: Duration,
     settle_time: Duration,
     poll_interval: Duration,
     api_timeout: Duration,
@@ -217,6 +218,7 @@ impl DockerProvider {
                 state_path: dir.join("docker.json"),
                 engine: Engine::new(cfg.socket_path(), api_timeout, stop_timeout),
                 startup_timeout: cfg.startup_timeout.unwrap_or(DEFAULT_STARTUP_TIMEOUT),
+                stop_timeout,
                 settle_time: cfg.settle_time.unwrap_or(DEFAULT_SETTLE_TIME),
                 poll_interval: cfg.poll_interval.unwrap_or(DEFAULT_POLL_INTERVAL),
                 api_timeout,
@@ -1225,6 +1227,17 @@ impl Provider for DockerProvider {
 
     fn supports(&self) -> &'static [ActionKind] {
         KINDS
+    }
+
+    /// Each container created or removed in turn may take `startup_timeout`
+    /// to become healthy, `stop_timeout` to stop, and a few API calls.
+    fn attempt_timeout(&self, op: &ProviderOp) -> Option<Duration> {
+        let inner = &self.inner;
+        let current = inner
+            .target_state_of(&lock(&inner.cache).containers)
+            .replicas;
+        let each = inner.startup_timeout + inner.stop_timeout + inner.api_timeout * 4;
+        Some(each * op.sequential_instances(current) + crate::providers::ATTEMPT_MARGIN)
     }
 
     async fn start(&self) -> Result<TargetState, ProviderError> {

@@ -642,6 +642,12 @@ impl Provider for HaproxyProvider {
         super::KINDS
     }
 
+    /// A scale-in waits up to `drain_timeout` for the drained servers' sessions.
+    fn attempt_timeout(&self, op: &ProviderOp) -> Option<Duration> {
+        matches!(op, ProviderOp::SetReplicas { .. })
+            .then(|| self.inner.drain_timeout + crate::providers::ATTEMPT_MARGIN)
+    }
+
     async fn start(&self) -> Result<TargetState, ProviderError> {
         let inner = &self.inner;
         let _op = inner.op_lock.lock().await;

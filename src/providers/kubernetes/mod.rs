@@ -842,6 +842,13 @@ mod adapter {
             super::KINDS
         }
 
+        /// A redeploy waits up to `rollout_timeout` for its rollout, and as
+        /// long again for the undo when it does not complete.
+        fn attempt_timeout(&self, op: &ProviderOp) -> Option<Duration> {
+            matches!(op, ProviderOp::Redeploy { .. } | ProviderOp::Rollback)
+                .then(|| self.inner.rollout_timeout * 2 + crate::providers::ATTEMPT_MARGIN)
+        }
+
         async fn start(&self) -> Result<TargetState, ProviderError> {
             let inner = &self.inner;
             let _op = inner.op_lock.lock().await;

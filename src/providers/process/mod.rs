@@ -741,6 +741,17 @@ impl Provider for ProcessProvider {
         &ActionKind::ALL
     }
 
+    /// Each replica started or stopped in turn may take `startup_timeout` to
+    /// become healthy and `stop_timeout` (+ the SIGKILL wait) to stop.
+    fn attempt_timeout(&self, op: &ProviderOp) -> Option<Duration> {
+        let inner = &self.inner;
+        let current = lock(&inner.st)
+            .as_ref()
+            .map_or(0, |st| st.replicas.len() as u32);
+        let each = inner.startup_timeout + inner.stop_timeout + KILL_WAIT;
+        Some(each * op.sequential_instances(current) + crate::providers::ATTEMPT_MARGIN)
+    }
+
     async fn start(&self) -> Result<TargetState, ProviderError> {
         let inner = &self.inner;
         let _op = inner.op_lock.lock().await;

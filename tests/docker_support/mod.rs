@@ -37,15 +37,11 @@ pub fn docker_available() -> bool {
         && which("strip").is_some()
         && which("ldd").is_some()
         && which("tar").is_some();
-    if present {
-        return true;
-    }
-    let what = "the Docker engine (/var/run/docker.sock), the docker CLI, strip, ldd and tar";
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{what} missing; required under CI=true (apt-get install docker.io binutils)");
-    }
-    eprintln!("\n*** SKIPPED: {what} missing (apt-get install docker.io binutils) ***\n");
-    false
+    crate::common::available(
+        present,
+        "the Docker engine (/var/run/docker.sock), the docker CLI, strip, ldd and tar",
+        "apt-get install docker.io binutils",
+    )
 }
 
 /// Run the docker CLI; panics with its output if it fails.

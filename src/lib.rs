@@ -14,6 +14,7 @@ pub mod config;
 pub mod demo;
 pub mod exposition;
 pub mod labels;
+pub mod locks;
 pub mod providers;
 pub mod query;
 pub mod rules;

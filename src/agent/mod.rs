@@ -23,6 +23,7 @@ use crate::audit::{AuditEvent, AuditLog, EventKind};
 use crate::clock::Clock;
 use crate::config::{AgentConfig, Diagnostic};
 use crate::labels::Labels;
+use crate::locks::lock;
 use crate::providers::process::ProcessProvider;
 use crate::providers::{Provider, TargetState};
 use crate::rules::{Engine, RuleSet};
@@ -374,12 +375,6 @@ impl Agent {
 /// margin for the lookback and a scrape interval.
 fn retention_for(set: &RuleSet) -> i64 {
     set.max_range_ms() + crate::query::LOOKBACK_MS + 60_000
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // Plain data behind the lock; a panicked holder leaves nothing half-done
-    // that is worse than stopping the agent.
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {

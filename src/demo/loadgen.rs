@@ -18,6 +18,8 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::locks::lock;
+
 /// How the load generator runs.
 #[derive(Debug, Clone)]
 pub struct LoadGenConfig {
@@ -223,13 +225,6 @@ fn sanitize_rps(rps: f64) -> f64 {
         rps
     } else {
         0.0
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    match m.lock() {
-        Ok(g) => g,
-        Err(poisoned) => poisoned.into_inner(),
     }
 }
 

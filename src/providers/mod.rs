@@ -195,6 +195,30 @@ pub enum ProviderError {
 }
 
 impl ProviderError {
+    /// `Failed` from `provider` (an adapter's name).
+    pub fn failed(provider: &str, message: impl Into<String>) -> Self {
+        ProviderError::Failed {
+            provider: provider.into(),
+            message: message.into(),
+        }
+    }
+
+    /// `Rejected` from `provider`: the system refused the request as sent.
+    pub fn rejected(provider: &str, message: impl Into<String>) -> Self {
+        ProviderError::Rejected {
+            provider: provider.into(),
+            message: message.into(),
+        }
+    }
+
+    /// `NotFound` from `provider`.
+    pub fn not_found(provider: &str, message: impl Into<String>) -> Self {
+        ProviderError::NotFound {
+            provider: provider.into(),
+            message: message.into(),
+        }
+    }
+
     /// The error's class as the audit log's `cause` of an `action_failed`.
     pub fn cause(&self) -> &'static str {
         match self {

@@ -40,6 +40,7 @@ use serde::Serialize;
 
 use crate::clock::{Clock, TimestampMs};
 use crate::labels::Labels;
+use crate::locks::lock;
 use crate::providers::{Provider, TargetState};
 use crate::store::SharedStore;
 
@@ -289,11 +290,6 @@ impl ScrapeHandle {
             let _ = t.await;
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A panic while holding the lock leaves plain data behind; keep scraping.
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl ScrapeManager {

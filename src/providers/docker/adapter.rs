@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use bollard::models::ContainerInspectResponse;
@@ -22,6 +22,7 @@ use super::spec::{self, Change, ReplicaSpec};
 use super::state::{ActionRecord, PersistedState, Replaced, Rollout};
 use super::{KINDS, PROVIDER};
 use crate::actions::ActionKind;
+use crate::locks::lock;
 use crate::providers::{
     health, ActionOutcome, ActionRequest, InstanceInfo, Provider, ProviderContext, ProviderError,
     ProviderOp, Reconciliation, TargetState,
@@ -39,32 +40,16 @@ const STARTUP_POLL: Duration = Duration::from_millis(250);
 /// Attempts to create and start a replica (name taken, host port taken).
 const CREATE_ATTEMPTS: usize = 8;
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    match m.lock() {
-        Ok(g) => g,
-        Err(poisoned) => poisoned.into_inner(),
-    }
-}
-
 fn failed(message: impl Into<String>) -> ProviderError {
-    ProviderError::Failed {
-        provider: PROVIDER.into(),
-        message: message.into(),
-    }
+    ProviderError::failed(PROVIDER, message)
 }
 
 fn rejected(message: impl Into<String>) -> ProviderError {
-    ProviderError::Rejected {
-        provider: PROVIDER.into(),
-        message: message.into(),
-    }
+    ProviderError::rejected(PROVIDER, message)
 }
 
 fn not_found(message: impl Into<String>) -> ProviderError {
-    ProviderError::NotFound {
-        provider: PROVIDER.into(),
-        message: message.into(),
-    }
+    ProviderError::not_found(PROVIDER, message)
 }
 
 /// The engine could not be reached at all (as opposed to refusing one request).

@@ -82,24 +82,15 @@ pub fn unavailable(message: impl Into<String>) -> ProviderError {
 }
 
 pub fn failed(message: impl Into<String>) -> ProviderError {
-    ProviderError::Failed {
-        provider: PROVIDER.into(),
-        message: message.into(),
-    }
+    ProviderError::failed(PROVIDER, message)
 }
 
 pub fn rejected(message: impl Into<String>) -> ProviderError {
-    ProviderError::Rejected {
-        provider: PROVIDER.into(),
-        message: message.into(),
-    }
+    ProviderError::rejected(PROVIDER, message)
 }
 
 pub fn not_found(message: impl Into<String>) -> ProviderError {
-    ProviderError::NotFound {
-        provider: PROVIDER.into(),
-        message: message.into(),
-    }
+    ProviderError::not_found(PROVIDER, message)
 }
 
 pub fn conflict(message: impl Into<String>) -> ProviderError {

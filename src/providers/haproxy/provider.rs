@@ -6,7 +6,7 @@
 //! HAProxy's answers (that is `client`) or interpret server states (`view`).
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -18,6 +18,7 @@ use super::client::{
 use super::config::{self, valid_name, HaproxyConfig, OpenState};
 use super::view::{is_added, Role, View};
 use crate::actions::ActionKind;
+use crate::locks::lock;
 use crate::providers::{
     ActionOutcome, ActionRequest, Provider, ProviderContext, ProviderError, ProviderOp,
     Reconciliation, TargetState,
@@ -81,13 +82,6 @@ impl Drop for Inner {
         if let Some(h) = lock(&self.poller).take() {
             h.abort();
         }
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    match m.lock() {
-        Ok(g) => g,
-        Err(poisoned) => poisoned.into_inner(),
     }
 }
 

@@ -108,10 +108,7 @@ pub struct Call<'a> {
 }
 
 fn rejected(message: impl Into<String>) -> ProviderError {
-    ProviderError::Rejected {
-        provider: PROVIDER.into(),
-        message: message.into(),
-    }
+    ProviderError::rejected(PROVIDER, message)
 }
 
 /// The size limit an error chain reports, if a reply was too large.

@@ -104,7 +104,7 @@ pub use adapter::KubernetesProvider;
 #[cfg(feature = "kubernetes")]
 mod adapter {
     use std::collections::{BTreeMap, HashMap, VecDeque};
-    use std::sync::{Arc, Mutex, MutexGuard, Weak};
+    use std::sync::{Arc, Mutex, Weak};
     use std::time::Duration;
 
     use k8s_openapi::api::core::v1::Pod;
@@ -117,6 +117,7 @@ mod adapter {
     use super::CONFLICT_RETRIES;
     use crate::actions::ActionKind;
     use crate::clock::Clock;
+    use crate::locks::lock;
     use crate::providers::{
         ActionOutcome, ActionRequest, Provider, ProviderError, ProviderOp, Reconciliation,
         TargetState,
@@ -179,32 +180,16 @@ mod adapter {
         }
     }
 
-    fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-        match m.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        }
-    }
-
     fn rejected(message: impl Into<String>) -> ProviderError {
-        ProviderError::Rejected {
-            provider: PROVIDER.into(),
-            message: message.into(),
-        }
+        ProviderError::rejected(PROVIDER, message)
     }
 
     fn failed(message: impl Into<String>) -> ProviderError {
-        ProviderError::Failed {
-            provider: PROVIDER.into(),
-            message: message.into(),
-        }
+        ProviderError::failed(PROVIDER, message)
     }
 
     fn not_found(message: impl Into<String>) -> ProviderError {
-        ProviderError::NotFound {
-            provider: PROVIDER.into(),
-            message: message.into(),
-        }
+        ProviderError::not_found(PROVIDER, message)
     }
 
     fn human(d: Duration) -> String {

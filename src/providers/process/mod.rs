@@ -38,7 +38,7 @@ mod tests;
 use std::collections::HashMap;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
@@ -46,6 +46,7 @@ use tokio::process::Child;
 use tokio::task::JoinHandle;
 
 use crate::actions::ActionKind;
+use crate::locks::lock;
 use crate::providers::{
     health, ActionOutcome, ActionRequest, InstanceInfo, Provider, ProviderError, ProviderOp,
     Reconciliation, TargetState,
@@ -101,32 +102,16 @@ impl Drop for Inner {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    match m.lock() {
-        Ok(g) => g,
-        Err(poisoned) => poisoned.into_inner(),
-    }
-}
-
 fn failed(message: impl Into<String>) -> ProviderError {
-    ProviderError::Failed {
-        provider: PROVIDER.into(),
-        message: message.into(),
-    }
+    ProviderError::failed(PROVIDER, message)
 }
 
 fn not_found(message: impl Into<String>) -> ProviderError {
-    ProviderError::NotFound {
-        provider: PROVIDER.into(),
-        message: message.into(),
-    }
+    ProviderError::not_found(PROVIDER, message)
 }
 
 fn rejected(message: impl Into<String>) -> ProviderError {
-    ProviderError::Rejected {
-        provider: PROVIDER.into(),
-        message: message.into(),
-    }
+    ProviderError::rejected(PROVIDER, message)
 }
 
 /// The port named by an instance id: `"18100"` or `"127.0.0.1:18100"`.

@@ -41,6 +41,7 @@ use prost::Message;
 
 use crate::clock::{Clock, TimestampMs};
 use crate::labels::{Labels, METRIC_NAME};
+use crate::locks::lock;
 use crate::store::SharedStore;
 pub use config::OtlpConfig;
 use convert::{Agg, Batch, DecodeError, Encoding, Rejection, SpanKey};
@@ -267,11 +268,6 @@ pub struct OtlpReceiver {
     exemplars: Arc<ExemplarIndex>,
     state: Mutex<Totals>,
     le: Vec<String>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // Plain counters behind the lock: a panicked holder leaves them usable.
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl OtlpReceiver {

@@ -161,6 +161,77 @@ pub struct ActionOutcome {
     pub rolled_back: Option<String>,
 }
 
+/// Outcomes of the last [`CompletedActions::KEPT`] actions an adapter carried
+/// out, by action id: a repeated id (the executor's retry, a replay) gets its
+/// outcome back without acting again, and an id reused for another operation
+/// is refused. Serialises as a plain list, so adapters can persist it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct CompletedActions(std::collections::VecDeque<CompletedAction>);
+
+/// One entry of [`CompletedActions`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CompletedAction {
+    pub action_id: String,
+    pub op: ProviderOp,
+    pub outcome: ActionOutcome,
+}
+
+impl CompletedActions {
+    /// Entries kept; older ones are forgotten.
+    pub const KEPT: usize = 100;
+
+    /// The outcome of `req`'s action id if it was carried out already;
+    /// `Rejected` if that id was used for a different operation.
+    pub fn recall(
+        &self,
+        req: &ActionRequest,
+        provider: &str,
+    ) -> Result<Option<ActionOutcome>, ProviderError> {
+        match self.0.iter().find(|a| a.action_id == req.action_id) {
+            Some(a) if a.op != req.op => Err(ProviderError::rejected(
+                provider,
+                format!(
+                    "action id {} was already used for a different operation",
+                    req.action_id
+                ),
+            )),
+            Some(a) => Ok(Some(a.outcome.clone())),
+            None => Ok(None),
+        }
+    }
+
+    /// The recorded outcome of `action_id`, if any.
+    pub fn outcome(&self, action_id: &str) -> Option<&ActionOutcome> {
+        self.0
+            .iter()
+            .find(|a| a.action_id == action_id)
+            .map(|a| &a.outcome)
+    }
+
+    /// Remember `req`'s outcome (replacing an older entry of the same id),
+    /// forgetting the oldest beyond [`CompletedActions::KEPT`].
+    pub fn record(&mut self, req: &ActionRequest, outcome: ActionOutcome) {
+        self.0.retain(|a| a.action_id != req.action_id);
+        self.0.push_back(CompletedAction {
+            action_id: req.action_id.clone(),
+            op: req.op.clone(),
+            outcome,
+        });
+        while self.0.len() > Self::KEPT {
+            self.0.pop_front();
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// Whether an action that was started before a crash took effect.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -280,6 +351,56 @@ pub trait Provider: Send + Sync {
 #[cfg(test)]
 mod tests {
     use super::ProviderOp;
+
+    #[test]
+    fn completed_actions_are_bounded_unique_and_refuse_a_reused_id() {
+        use super::{ActionOutcome, ActionRequest, CompletedActions};
+        let req = |id: &str, op: ProviderOp| ActionRequest {
+            action_id: id.into(),
+            target: "t".into(),
+            kind: crate::actions::ActionKind::Redeploy,
+            op,
+            rule: "r".into(),
+        };
+        let mut done = CompletedActions::default();
+        for i in 0..(CompletedActions::KEPT + 10) {
+            done.record(
+                &req(&format!("a{i}"), ProviderOp::Rollback),
+                ActionOutcome::default(),
+            );
+        }
+        assert_eq!(done.len(), CompletedActions::KEPT);
+        assert!(done.outcome("a0").is_none());
+        assert!(done
+            .outcome(&format!("a{}", CompletedActions::KEPT + 9))
+            .is_some());
+        let why = ActionOutcome {
+            rolled_back: Some("why".into()),
+            ..Default::default()
+        };
+        done.record(&req("a50", ProviderOp::Rollback), why.clone());
+        assert_eq!(done.len(), CompletedActions::KEPT);
+        assert_eq!(
+            done.recall(&req("a50", ProviderOp::Rollback), "p").unwrap(),
+            Some(why)
+        );
+        let reused = done.recall(&req("a50", ProviderOp::SetReplicas { from: 1, to: 2 }), "p");
+        assert!(
+            matches!(reused, Err(super::ProviderError::Rejected { .. })),
+            "{reused:?}"
+        );
+        assert_eq!(
+            done.recall(&req("new", ProviderOp::Rollback), "p").unwrap(),
+            None
+        );
+        // Persisted as a list of {action_id, op, outcome}, as the state files always were.
+        let json = serde_json::to_value(&done).unwrap();
+        assert_eq!(json.as_array().unwrap().last().unwrap()["action_id"], "a50");
+        assert_eq!(
+            serde_json::from_value::<CompletedActions>(json).unwrap(),
+            done
+        );
+    }
 
     #[test]
     fn ops_count_the_instances_they_wait_for_in_turn() {

@@ -19,7 +19,7 @@ use super::client::{
 };
 use super::config::DockerConfig;
 use super::spec::{self, Change, ReplicaSpec};
-use super::state::{ActionRecord, PersistedState, Replaced, Rollout};
+use super::state::{PersistedState, Replaced, Rollout};
 use super::{KINDS, PROVIDER};
 use crate::actions::ActionKind;
 use crate::locks::lock;
@@ -1272,14 +1272,8 @@ impl Provider for DockerProvider {
         let inner = &self.inner;
         let _op = inner.op_lock.lock().await;
         inner.load()?;
-        if let Some(rec) = inner.with_state(|st| st.find_action(&req.action_id).cloned())? {
-            if rec.op != req.op {
-                return Err(rejected(format!(
-                    "action id {} was already used for a different operation",
-                    req.action_id
-                )));
-            }
-            return Ok(rec.outcome);
+        if let Some(outcome) = inner.with_state(|st| st.actions.recall(req, PROVIDER))?? {
+            return Ok(outcome);
         }
         inner.ensure_recovered().await?;
         // A removal an earlier attempt began is finished before anything else.
@@ -1377,13 +1371,7 @@ impl Provider for DockerProvider {
             after,
             rolled_back,
         };
-        inner.with_state(|st| {
-            st.record_action(ActionRecord {
-                action_id: req.action_id.clone(),
-                op: req.op.clone(),
-                outcome: outcome.clone(),
-            })
-        })?;
+        inner.with_state(|st| st.actions.record(req, outcome.clone()))?;
         inner.save().await?;
         Ok(outcome)
     }
@@ -1392,7 +1380,7 @@ impl Provider for DockerProvider {
         let inner = &self.inner;
         let _op = inner.op_lock.lock().await;
         inner.load()?;
-        if inner.with_state(|st| st.find_action(&req.action_id).is_some())? {
+        if inner.with_state(|st| st.actions.outcome(&req.action_id).is_some())? {
             return Ok(Reconciliation::Applied);
         }
         let seen = inner.refresh().await?;
@@ -1432,6 +1420,6 @@ impl DockerProvider {
     pub fn recorded_outcome(&self, action_id: &str) -> Option<ActionOutcome> {
         lock(&self.inner.st)
             .as_ref()
-            .and_then(|st| st.find_action(action_id).map(|r| r.outcome.clone()))
+            .and_then(|st| st.actions.outcome(action_id).cloned())
     }
 }

@@ -8,27 +8,15 @@
 //! (so a crash mid-removal finishes the removal at the next start), the
 //! containers a redeploy in flight replaced (so it can still be undone), and
 //! the outcomes of recent action ids. Must not talk to the engine.
-use std::collections::VecDeque;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use super::spec::ReplicaSpec;
-use crate::providers::{ActionOutcome, ProviderOp};
+use crate::providers::CompletedActions;
 
 /// Schema version of `docker.json`.
 pub const STATE_SCHEMA: u32 = 1;
-
-/// How many action outcomes are kept for idempotency.
-pub const MAX_ACTIONS: usize = 100;
-
-/// The outcome of an action id, returned again if the id is repeated.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ActionRecord {
-    pub action_id: String,
-    pub op: ProviderOp,
-    pub outcome: ActionOutcome,
-}
 
 /// A container a redeploy removed, kept until the redeploy is done so that a
 /// failure can recreate it.
@@ -69,7 +57,7 @@ pub struct PersistedState {
     #[serde(default)]
     pub next_index: u64,
     #[serde(default)]
-    pub actions: VecDeque<ActionRecord>,
+    pub actions: CompletedActions,
 }
 
 impl Default for PersistedState {
@@ -81,25 +69,12 @@ impl Default for PersistedState {
             retiring: Vec::new(),
             rollout: None,
             next_index: 1,
-            actions: VecDeque::new(),
+            actions: CompletedActions::default(),
         }
     }
 }
 
 impl PersistedState {
-    pub fn find_action(&self, action_id: &str) -> Option<&ActionRecord> {
-        self.actions.iter().find(|r| r.action_id == action_id)
-    }
-
-    /// Remember an outcome, forgetting the oldest beyond [`MAX_ACTIONS`].
-    pub fn record_action(&mut self, record: ActionRecord) {
-        self.actions.retain(|r| r.action_id != record.action_id);
-        self.actions.push_back(record);
-        while self.actions.len() > MAX_ACTIONS {
-            self.actions.pop_front();
-        }
-    }
-
     /// Read the file; a missing file is a fresh state.
     pub fn load(path: &Path) -> Result<Self, String> {
         match std::fs::read(path) {

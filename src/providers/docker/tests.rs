@@ -17,8 +17,11 @@ use super::client::*;
 use super::config::*;
 use super::spec::*;
 use super::state::*;
+use crate::actions::ActionKind;
 use crate::config::YPath;
-use crate::providers::{ActionOutcome, ProviderBlock, ProviderError, ProviderOp};
+use crate::providers::{
+    ActionOutcome, ActionRequest, CompletedActions, ProviderBlock, ProviderError, ProviderOp,
+};
 
 fn server(status_code: u16, message: &str) -> BErr {
     BErr::DockerResponseServerError {
@@ -479,16 +482,22 @@ fn the_state_file_keeps_the_last_outcomes() {
     let st = PersistedState::load(&path).unwrap();
     assert_eq!(st, PersistedState::default());
     let mut st = st;
-    for i in 0..(MAX_ACTIONS + 5) {
-        st.record_action(ActionRecord {
+    for i in 0..(CompletedActions::KEPT + 5) {
+        let req = ActionRequest {
             action_id: format!("a-{i}"),
+            target: "web".into(),
+            kind: ActionKind::ScaleOut,
             op: ProviderOp::SetReplicas { from: 1, to: 2 },
-            outcome: ActionOutcome::default(),
-        });
+            rule: "r".into(),
+        };
+        st.actions.record(&req, ActionOutcome::default());
     }
-    assert_eq!(st.actions.len(), MAX_ACTIONS);
-    assert!(st.find_action("a-0").is_none());
-    assert!(st.find_action(&format!("a-{}", MAX_ACTIONS + 4)).is_some());
+    assert_eq!(st.actions.len(), CompletedActions::KEPT);
+    assert!(st.actions.outcome("a-0").is_none());
+    assert!(st
+        .actions
+        .outcome(&format!("a-{}", CompletedActions::KEPT + 4))
+        .is_some());
     st.template = Some(ReplicaSpec::from_container(
         &container(),
         Some(&image()),

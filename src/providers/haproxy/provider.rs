@@ -4,7 +4,7 @@
 //! Owns the order of runtime API commands for each operation, the poller
 //! that refreshes the cached state, and the held-out file. Must not parse
 //! HAProxy's answers (that is `client`) or interpret server states (`view`).
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -20,14 +20,12 @@ use super::view::{is_added, Role, View};
 use crate::actions::ActionKind;
 use crate::locks::lock;
 use crate::providers::{
-    ActionOutcome, ActionRequest, Provider, ProviderContext, ProviderError, ProviderOp,
-    Reconciliation, TargetState,
+    ActionOutcome, ActionRequest, CompletedActions, Provider, ProviderContext, ProviderError,
+    ProviderOp, Reconciliation, TargetState,
 };
 
 /// `srv_check_state` bit: the health check is administratively enabled.
 const CHK_ST_ENABLED: u32 = 0x04;
-/// Outcomes kept for idempotency.
-const MAX_DONE: usize = 100;
 /// Pause between session counts while scale_in drains servers.
 const DRAIN_POLL: Duration = Duration::from_millis(200);
 /// Schema of `haproxy.json`.
@@ -52,12 +50,6 @@ pub struct HaproxyProvider {
     inner: Arc<Inner>,
 }
 
-struct Done {
-    action_id: String,
-    op: ProviderOp,
-    outcome: ActionOutcome,
-}
-
 struct Inner {
     target: String,
     cfg: HaproxyConfig,
@@ -71,7 +63,7 @@ struct Inner {
     cache: Mutex<Option<Result<TargetState, ProviderError>>>,
     /// Slots the agent holds out of traffic (replicas, not spares).
     held: Mutex<BTreeSet<String>>,
-    done: Mutex<VecDeque<Done>>,
+    done: Mutex<CompletedActions>,
     /// Replacement server a failover chose, by action id (for its retries).
     chosen: Mutex<HashMap<String, String>>,
     poller: Mutex<Option<JoinHandle<()>>>,
@@ -168,7 +160,7 @@ impl HaproxyProvider {
                 op_lock: tokio::sync::Mutex::new(()),
                 cache: Mutex::new(None),
                 held: Mutex::new(BTreeSet::new()),
-                done: Mutex::new(VecDeque::new()),
+                done: Mutex::new(CompletedActions::default()),
                 chosen: Mutex::new(HashMap::new()),
                 poller: Mutex::new(None),
             }),
@@ -687,17 +679,8 @@ impl Provider for HaproxyProvider {
     async fn execute(&self, req: &ActionRequest) -> Result<ActionOutcome, ProviderError> {
         let inner = &self.inner;
         let _op = inner.op_lock.lock().await;
-        if let Some(d) = lock(&inner.done)
-            .iter()
-            .find(|d| d.action_id == req.action_id)
-        {
-            if d.op != req.op {
-                return Err(rejected(format!(
-                    "action id {} was already used for a different operation",
-                    req.action_id
-                )));
-            }
-            return Ok(d.outcome.clone());
+        if let Some(outcome) = lock(&inner.done).recall(req, PROVIDER)? {
+            return Ok(outcome);
         }
         let servers = inner.read().await?;
         let before = {
@@ -733,24 +716,13 @@ impl Provider for HaproxyProvider {
             rolled_back: None,
         };
         lock(&inner.chosen).remove(&req.action_id);
-        let mut done = lock(&inner.done);
-        done.push_back(Done {
-            action_id: req.action_id.clone(),
-            op: req.op.clone(),
-            outcome: outcome.clone(),
-        });
-        while done.len() > MAX_DONE {
-            done.pop_front();
-        }
+        lock(&inner.done).record(req, outcome.clone());
         Ok(outcome)
     }
 
     async fn reconcile(&self, req: &ActionRequest) -> Result<Reconciliation, ProviderError> {
         let inner = &self.inner;
-        if lock(&inner.done)
-            .iter()
-            .any(|d| d.action_id == req.action_id)
-        {
+        if lock(&inner.done).outcome(&req.action_id).is_some() {
             return Ok(Reconciliation::Applied);
         }
         let servers = inner.read().await?;

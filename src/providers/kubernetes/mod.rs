@@ -103,7 +103,7 @@ pub use adapter::KubernetesProvider;
 
 #[cfg(feature = "kubernetes")]
 mod adapter {
-    use std::collections::{BTreeMap, HashMap, VecDeque};
+    use std::collections::{BTreeMap, HashMap};
     use std::sync::{Arc, Mutex, Weak};
     use std::time::Duration;
 
@@ -119,15 +119,13 @@ mod adapter {
     use crate::clock::Clock;
     use crate::locks::lock;
     use crate::providers::{
-        ActionOutcome, ActionRequest, Provider, ProviderError, ProviderOp, Reconciliation,
-        TargetState,
+        ActionOutcome, ActionRequest, CompletedActions, Provider, ProviderError, ProviderOp,
+        Reconciliation, TargetState,
     };
 
     const DEFAULT_API_TIMEOUT: Duration = Duration::from_secs(10);
     const DEFAULT_ROLLOUT_TIMEOUT: Duration = Duration::from_secs(240);
     const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(2);
-    /// Outcomes remembered per action id.
-    const DONE_KEPT: usize = 100;
     /// Consecutive transient API errors tolerated while waiting for a rollout.
     const WAIT_ERRORS: u32 = 3;
 
@@ -166,7 +164,7 @@ mod adapter {
         op_lock: tokio::sync::Mutex<()>,
         cache: Mutex<Cache>,
         /// Outcomes of completed actions (idempotency within this process).
-        done: Mutex<VecDeque<(String, ProviderOp, ActionOutcome)>>,
+        done: Mutex<CompletedActions>,
         /// Pods an action id already tried to take down: (name, uid).
         evictions: Mutex<HashMap<String, (String, String)>>,
         poller: Mutex<Option<JoinHandle<()>>>,
@@ -225,7 +223,7 @@ mod adapter {
                     adopted: std::sync::atomic::AtomicBool::new(false),
                     op_lock: tokio::sync::Mutex::new(()),
                     cache: Mutex::new(Cache::default()),
-                    done: Mutex::new(VecDeque::new()),
+                    done: Mutex::new(CompletedActions::default()),
                     evictions: Mutex::new(HashMap::new()),
                     poller: Mutex::new(None),
                 }),
@@ -796,23 +794,11 @@ mod adapter {
         }
 
         fn recall(&self, req: &ActionRequest) -> Result<Option<ActionOutcome>, ProviderError> {
-            let done = lock(&self.done);
-            match done.iter().find(|(id, _, _)| *id == req.action_id) {
-                Some((_, op, _)) if *op != req.op => Err(rejected(format!(
-                    "action id {} was already used for a different operation",
-                    req.action_id
-                ))),
-                Some((_, _, outcome)) => Ok(Some(outcome.clone())),
-                None => Ok(None),
-            }
+            lock(&self.done).recall(req, PROVIDER)
         }
 
         fn remember(&self, req: &ActionRequest, outcome: &ActionOutcome) {
-            let mut done = lock(&self.done);
-            if done.len() >= DONE_KEPT {
-                done.pop_front();
-            }
-            done.push_back((req.action_id.clone(), req.op.clone(), outcome.clone()));
+            lock(&self.done).record(req, outcome.clone());
             lock(&self.evictions).remove(&req.action_id);
         }
     }

@@ -53,7 +53,7 @@ use crate::providers::{
 };
 
 pub use config::ProcessConfig;
-use state::{ActionRecord, Deployment, PersistedState, Replica};
+use state::{Deployment, PersistedState, Replica};
 
 const PROVIDER: &str = "process";
 const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(15);
@@ -840,14 +840,8 @@ impl Provider for ProcessProvider {
     async fn execute(&self, req: &ActionRequest) -> Result<ActionOutcome, ProviderError> {
         let inner = &self.inner;
         let _op = inner.op_lock.lock().await;
-        if let Some(rec) = inner.with_state(|st| st.find_action(&req.action_id).cloned())? {
-            if rec.op != req.op {
-                return Err(rejected(format!(
-                    "action id {} was already used for a different operation",
-                    req.action_id
-                )));
-            }
-            return Ok(rec.outcome);
+        if let Some(outcome) = inner.with_state(|st| st.actions.recall(req, PROVIDER))?? {
+            return Ok(outcome);
         }
         let before = inner.summary();
         let rolled_back = match &req.op {
@@ -885,20 +879,14 @@ impl Provider for ProcessProvider {
             after: inner.summary(),
             rolled_back,
         };
-        inner.with_state(|st| {
-            st.record_action(ActionRecord {
-                action_id: req.action_id.clone(),
-                op: req.op.clone(),
-                outcome: outcome.clone(),
-            })
-        })?;
+        inner.with_state(|st| st.actions.record(req, outcome.clone()))?;
         inner.save().await?;
         Ok(outcome)
     }
 
     async fn reconcile(&self, req: &ActionRequest) -> Result<Reconciliation, ProviderError> {
         let st = self.inner.snapshot()?;
-        if st.find_action(&req.action_id).is_some() {
+        if st.actions.outcome(&req.action_id).is_some() {
             return Ok(Reconciliation::Applied);
         }
         Ok(reconcile_op(&req.op, &st, &self.inner.target_state()))

@@ -4,17 +4,13 @@
 //! pid, port, version and exact command line; current and previous deployment;
 //! the outcomes of recent action ids) and the rendering of the Prometheus
 //! `file_sd` discovery file. Must not touch processes.
-use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-use crate::providers::{ActionOutcome, ProviderOp};
+use crate::providers::CompletedActions;
 
 /// Schema version of `replicas.json`.
 pub const STATE_SCHEMA: u32 = 1;
-
-/// How many action outcomes are kept for idempotency.
-pub const MAX_ACTIONS: usize = 100;
 
 /// A command template and the version substituted into it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -54,14 +50,6 @@ pub struct Replica {
     pub retiring: bool,
 }
 
-/// The outcome of an action id, returned again if the id is repeated.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ActionRecord {
-    pub action_id: String,
-    pub op: ProviderOp,
-    pub outcome: ActionOutcome,
-}
-
 /// Contents of `replicas.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PersistedState {
@@ -79,7 +67,7 @@ pub struct PersistedState {
     #[serde(default)]
     pub next_seq: u64,
     #[serde(default)]
-    pub actions: VecDeque<ActionRecord>,
+    pub actions: CompletedActions,
     /// Replica count the last scale asked for (recorded before acting). A
     /// restart tops up to this rather than to `initial_replicas`, so it never
     /// undoes a scale-in; `None` until the first scale.
@@ -96,21 +84,8 @@ impl PersistedState {
             previous: None,
             replicas: Vec::new(),
             next_seq: 0,
-            actions: VecDeque::new(),
+            actions: CompletedActions::default(),
             desired: None,
-        }
-    }
-
-    pub fn find_action(&self, action_id: &str) -> Option<&ActionRecord> {
-        self.actions.iter().find(|r| r.action_id == action_id)
-    }
-
-    /// Remember an outcome, forgetting the oldest beyond [`MAX_ACTIONS`].
-    pub fn record_action(&mut self, record: ActionRecord) {
-        self.actions.retain(|r| r.action_id != record.action_id);
-        self.actions.push_back(record);
-        while self.actions.len() > MAX_ACTIONS {
-            self.actions.pop_front();
         }
     }
 

@@ -152,43 +152,23 @@ fn replica(port: u16, v: &str, in_traffic: bool) -> Replica {
 }
 
 #[test]
-fn action_records_are_bounded_and_unique() {
-    let mut st = PersistedState::new(dep("v1"));
-    for i in 0..(MAX_ACTIONS + 10) {
-        st.record_action(ActionRecord {
-            action_id: format!("a{i}"),
-            op: ProviderOp::Rollback,
-            outcome: ActionOutcome::default(),
-        });
-    }
-    assert_eq!(st.actions.len(), MAX_ACTIONS);
-    assert!(st.find_action("a0").is_none());
-    assert!(st.find_action(&format!("a{}", MAX_ACTIONS + 9)).is_some());
-    st.record_action(ActionRecord {
-        action_id: "a50".into(),
-        op: ProviderOp::Rollback,
-        outcome: ActionOutcome::default(),
-    });
-    assert_eq!(
-        st.actions.iter().filter(|r| r.action_id == "a50").count(),
-        1
-    );
-    assert_eq!(st.actions.back().unwrap().action_id, "a50");
-}
-
-#[test]
 fn state_file_round_trips() {
     let mut st = PersistedState::new(dep("v2"));
     st.previous = Some(dep("v1"));
     st.replicas = vec![replica(18100, "v2", true), replica(18101, "v2", false)];
-    st.record_action(ActionRecord {
-        action_id: "x".into(),
-        op: ProviderOp::SetReplicas { from: 1, to: 2 },
-        outcome: ActionOutcome {
+    st.actions.record(
+        &ActionRequest {
+            action_id: "x".into(),
+            target: "web".into(),
+            kind: ActionKind::ScaleOut,
+            op: ProviderOp::SetReplicas { from: 1, to: 2 },
+            rule: "r".into(),
+        },
+        ActionOutcome {
             rolled_back: Some("why".into()),
             ..Default::default()
         },
-    });
+    );
     let text = serde_json::to_string(&st).unwrap();
     assert_eq!(serde_json::from_str::<PersistedState>(&text).unwrap(), st);
     assert_eq!(st.traffic_ports(), [18100]);

@@ -244,8 +244,9 @@ pub enum Reconciliation {
     Unknown,
 }
 
-/// Provider failures, typed so the executor can tell what to retry.
-#[derive(Debug, thiserror::Error)]
+/// Provider failures, typed so the executor can tell what to retry. `Clone`
+/// so an adapter's cache can hand its last poll's error to every caller.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ProviderError {
     #[error("{provider}: {message}")]
     Unavailable { provider: String, message: String },

@@ -62,59 +62,11 @@ fn engine_unreachable(e: &ProviderError) -> bool {
     )
 }
 
-/// A `ProviderError` kept by the poller, to be handed out again by `state()`.
-#[derive(Debug, Clone)]
-struct KeptError {
-    cause: &'static str,
-    message: String,
-    after_ms: u64,
-}
-
-impl KeptError {
-    fn of(e: &ProviderError) -> Self {
-        let after_ms = match e {
-            ProviderError::Timeout { after_ms, .. } => *after_ms,
-            _ => 0,
-        };
-        let message = match e {
-            ProviderError::Unavailable { message, .. }
-            | ProviderError::PermissionDenied { message, .. }
-            | ProviderError::Conflict { message, .. }
-            | ProviderError::NotFound { message, .. }
-            | ProviderError::Rejected { message, .. }
-            | ProviderError::Failed { message, .. } => message.clone(),
-            other => other.to_string(),
-        };
-        Self {
-            cause: e.cause(),
-            message,
-            after_ms,
-        }
-    }
-
-    fn error(&self) -> ProviderError {
-        let provider = PROVIDER.to_string();
-        let message = self.message.clone();
-        match self.cause {
-            "unavailable" => ProviderError::Unavailable { provider, message },
-            "timeout" => ProviderError::Timeout {
-                provider,
-                after_ms: self.after_ms,
-            },
-            "permission_denied" => ProviderError::PermissionDenied { provider, message },
-            "not_found" => ProviderError::NotFound { provider, message },
-            "conflict" => ProviderError::Conflict { provider, message },
-            "rejected" => ProviderError::Rejected { provider, message },
-            _ => ProviderError::Failed { provider, message },
-        }
-    }
-}
-
 #[derive(Default)]
 struct Cache {
     containers: Vec<Observed>,
     last_ok: Option<tokio::time::Instant>,
-    last_error: Option<KeptError>,
+    last_error: Option<ProviderError>,
 }
 
 /// One container with its inspect document (the spec of a new replica comes from it).
@@ -335,7 +287,7 @@ impl Inner {
                 Ok(seen)
             }
             Err(e) => {
-                lock(&self.cache).last_error = Some(KeptError::of(&e));
+                lock(&self.cache).last_error = Some(e.clone());
                 Err(e)
             }
         }
@@ -1236,7 +1188,7 @@ impl Provider for DockerProvider {
             }
             // The agent runs without the engine; adoption happens at the first contact.
             Err(e) if engine_unreachable(&e) => {
-                lock(&inner.cache).last_error = Some(KeptError::of(&e));
+                lock(&inner.cache).last_error = Some(e.clone());
                 tracing::warn!(target = %inner.target, error = %e, "Docker engine not reachable at start; the target is adopted when it is");
             }
             // Recovery is tried again before the next action.
@@ -1254,7 +1206,7 @@ impl Provider for DockerProvider {
         let cache = lock(&inner.cache);
         let Some(last_ok) = cache.last_ok else {
             return Err(match &cache.last_error {
-                Some(e) => e.error(),
+                Some(e) => e.clone(),
                 None => failed("provider not started"),
             });
         };
@@ -1262,7 +1214,7 @@ impl Provider for DockerProvider {
             // One failed poll is noise; a view older than a few polls is not the truth.
             let stale_after = inner.poll_interval * 3 + inner.api_timeout;
             if crate::clock::monotonic_now().saturating_duration_since(last_ok) > stale_after {
-                return Err(e.error());
+                return Err(e.clone());
             }
         }
         Ok(inner.target_state_of(&cache.containers))

@@ -77,45 +77,6 @@ impl Drop for Inner {
     }
 }
 
-/// A copy of an error (the cache hands the poll's error to every caller).
-fn copy_error(e: &ProviderError) -> ProviderError {
-    use ProviderError as E;
-    match e {
-        E::Unavailable { provider, message } => E::Unavailable {
-            provider: provider.clone(),
-            message: message.clone(),
-        },
-        E::Timeout { provider, after_ms } => E::Timeout {
-            provider: provider.clone(),
-            after_ms: *after_ms,
-        },
-        E::PermissionDenied { provider, message } => E::PermissionDenied {
-            provider: provider.clone(),
-            message: message.clone(),
-        },
-        E::Conflict { provider, message } => E::Conflict {
-            provider: provider.clone(),
-            message: message.clone(),
-        },
-        E::NotFound { provider, message } => E::NotFound {
-            provider: provider.clone(),
-            message: message.clone(),
-        },
-        E::Rejected { provider, message } => E::Rejected {
-            provider: provider.clone(),
-            message: message.clone(),
-        },
-        E::Unsupported { provider, kind } => E::Unsupported {
-            provider: provider.clone(),
-            kind: *kind,
-        },
-        E::Failed { provider, message } => E::Failed {
-            provider: provider.clone(),
-            message: message.clone(),
-        },
-    }
-}
-
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct HeldFile {
     schema: u32,
@@ -672,7 +633,7 @@ impl Provider for HaproxyProvider {
         match &*lock(&self.inner.cache) {
             None => Err(failed("provider not started")),
             Some(Ok(s)) => Ok(s.clone()),
-            Some(Err(e)) => Err(copy_error(e)),
+            Some(Err(e)) => Err(e.clone()),
         }
     }
 

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use homeostat::labels::Labels;
-use homeostat::rules::{self, Engine, LoadContext, QueryOutcome, RuleSet};
+use homeostat::model::{Labels, QueryOutcome};
+use homeostat::rules::{self, Engine, LoadContext, RuleSet};
 use homeostat::store::Store;
 
 const INSTANCES: usize = 1_000;

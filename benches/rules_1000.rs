@@ -11,7 +11,7 @@
 use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use homeostat::labels::Labels;
+use homeostat::model::Labels;
 use homeostat::rules::{self, Engine, LoadContext, RuleSet};
 use homeostat::store::Store;
 

@@ -6,8 +6,7 @@
 //! also control every timestamp the agent produces.
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Milliseconds since the Unix epoch.
-pub type TimestampMs = i64;
+use crate::model::TimestampMs;
 
 /// Wall-clock time derived from tokio's (pausable) monotonic clock.
 #[derive(Debug, Clone, Copy)]

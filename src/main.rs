@@ -76,7 +76,7 @@ enum Command {
         #[arg(long, default_value = "/healthz")]
         path: String,
         /// Give up after this long.
-        #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+        #[arg(long, default_value = "2s", value_parser = homeostat::spec::parse_duration)]
         timeout: std::time::Duration,
     },
 }

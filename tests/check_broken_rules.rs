@@ -1,7 +1,7 @@
 //! `check` on the broken fixtures: every error, with its exact position, at once.
 use std::path::Path;
 
-use homeostat::actions::ActionKind;
+use homeostat::model::ActionKind;
 use homeostat::rules;
 
 const CONFIG: &str = "tests/fixtures/broken/homeostat.yaml";
@@ -36,7 +36,7 @@ const EXPECTED: &[&str] = &[
     "08_duplicates.yaml:10:9: rule \"alertmanager\": for cannot be used with trigger: (the alert decides when the rule fires; put `for` in the Prometheus alerting rule)",
 ];
 
-fn got(result: Result<rules::CheckSummary, Vec<homeostat::config::Diagnostic>>) -> Vec<String> {
+fn got(result: Result<rules::CheckSummary, Vec<homeostat::spec::Diagnostic>>) -> Vec<String> {
     match result {
         Ok(s) => panic!("broken fixtures passed check: {s}"),
         Err(d) => d.iter().map(|d| d.to_string()).collect(),

@@ -14,11 +14,9 @@ use std::time::Duration;
 
 use bollard::models::ContainerInspectResponse;
 use docker_support::*;
-use homeostat::actions::ActionKind;
+use homeostat::model::{ActionKind, ActionRequest, ProviderError, ProviderOp, Reconciliation};
 use homeostat::providers::docker::{DockerConfig, DockerProvider};
-use homeostat::providers::{
-    ActionRequest, Provider, ProviderContext, ProviderError, ProviderOp, Reconciliation,
-};
+use homeostat::providers::{Provider, ProviderContext};
 
 fn config(host_ports: Option<&str>) -> DockerConfig {
     DockerConfig {
@@ -93,7 +91,7 @@ fn scale(id: &str, from: u32, to: u32) -> ActionRequest {
 }
 
 /// Wait until the provider reports `n` replicas, all healthy.
-async fn wait_healthy_replicas(p: &DockerProvider, n: usize) -> homeostat::providers::TargetState {
+async fn wait_healthy_replicas(p: &DockerProvider, n: usize) -> homeostat::model::TargetState {
     let deadline = Deadline::after(PATIENCE);
     loop {
         let s = p.state().await;

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use homeostat::exposition::{parse, Format};
-use homeostat::labels::Labels;
+use homeostat::model::Labels;
 
 fn corpus_dir() -> PathBuf {
     match std::env::var_os("HOMEOSTAT_CORPUS_DIR") {

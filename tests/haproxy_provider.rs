@@ -13,10 +13,10 @@ mod haproxy_lab;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use homeostat::actions::ActionKind;
+use homeostat::model::{ActionKind, ActionRequest, ProviderError, ProviderOp, Reconciliation};
 use homeostat::providers::haproxy::config::{AddServers, OpenState, WeightSetting};
 use homeostat::providers::haproxy::{HaproxyConfig, HaproxyProvider};
-use homeostat::providers::{ActionRequest, Provider, ProviderError, ProviderOp, Reconciliation};
+use homeostat::providers::Provider;
 
 use common::*;
 use haproxy_lab::*;

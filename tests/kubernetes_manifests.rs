@@ -24,10 +24,10 @@ use std::time::Duration;
 
 use common::*;
 use fake_kube::{FakeKube, Seed};
-use homeostat::actions::ActionKind;
+use homeostat::model::{ActionKind, ActionRequest, ProviderError, ProviderOp};
 use homeostat::providers::kubernetes::config::KubernetesConfig;
 use homeostat::providers::kubernetes::KubernetesProvider;
-use homeostat::providers::{ActionRequest, Provider, ProviderError, ProviderOp};
+use homeostat::providers::Provider;
 use serde_json::Value;
 
 fn dir() -> PathBuf {

@@ -22,13 +22,13 @@ use common::*;
 use fake_kube::{
     image_of, is_ready, obj_annotations, obj_labels, obj_name, obj_uid, FakeKube, Seed,
 };
-use homeostat::actions::ActionKind;
 use homeostat::audit::EventKind;
+use homeostat::model::{
+    ActionKind, ActionRequest, ProviderError, ProviderOp, Reconciliation, TargetState,
+};
 use homeostat::providers::kubernetes::config::{FailoverMethod, KubernetesConfig, WorkloadKind};
 use homeostat::providers::kubernetes::KubernetesProvider;
-use homeostat::providers::{
-    ActionRequest, Provider, ProviderError, ProviderOp, Reconciliation, TargetState,
-};
+use homeostat::providers::Provider;
 use serde_json::json;
 
 const NS: &str = "shop";

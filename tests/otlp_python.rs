@@ -234,7 +234,7 @@ async fn python_sdk_spans_become_exact_series() {
     assert!(dropped.is_empty(), "{dropped:?}");
     // The failed spans' trace ids are kept as examples.
     let ids = rx.exemplars().trace_ids(
-        &homeostat::labels::Labels::new([("service", "json-inventory")]),
+        &homeostat::model::Labels::new([("service", "json-inventory")]),
         at,
     );
     assert_eq!(

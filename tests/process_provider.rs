@@ -9,9 +9,9 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use homeostat::actions::ActionKind;
+use homeostat::model::{ActionKind, ActionRequest, ProviderOp, Reconciliation};
 use homeostat::providers::process::{ProcessConfig, ProcessProvider};
-use homeostat::providers::{ActionRequest, Provider, ProviderOp, Reconciliation};
+use homeostat::providers::Provider;
 
 const TARGET: &str = "web";
 
@@ -150,10 +150,7 @@ async fn build_info(addr: &str) -> String {
 }
 
 /// Wait (bounded) until the provider's view satisfies `cond`.
-async fn eventually<F: Fn(&homeostat::providers::TargetState) -> bool>(
-    p: &ProcessProvider,
-    cond: F,
-) {
+async fn eventually<F: Fn(&homeostat::model::TargetState) -> bool>(p: &ProcessProvider, cond: F) {
     for _ in 0..100 {
         if cond(&p.state().await.unwrap()) {
             return;
@@ -280,7 +277,7 @@ async fn replaces_a_killed_replica() {
         .await;
     assert!(matches!(
         missing,
-        Err(homeostat::providers::ProviderError::NotFound { .. })
+        Err(homeostat::model::ProviderError::NotFound { .. })
     ));
 }
 

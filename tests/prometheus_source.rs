@@ -13,9 +13,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use homeostat::actions::{ActionKind, Decision};
+use homeostat::actions::Decision;
 use homeostat::clock::Clock;
-use homeostat::rules::{catalog_for, load_rules, Engine, QueryOutcome, RuleSet, RuleStatus};
+use homeostat::model::{ActionKind, QueryOutcome};
+use homeostat::rules::{catalog_for, load_rules, Engine, RuleSet, RuleStatus};
 use homeostat::sources::prometheus::{QueryResult, Sources};
 
 const PROMETHEUS: &str = "/usr/bin/prometheus";

@@ -10,8 +10,8 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 
-use homeostat::clock::{Clock, TimestampMs};
-use homeostat::labels::Labels;
+use homeostat::clock::Clock;
+use homeostat::model::{Labels, TimestampMs};
 use homeostat::scrape::{
     Health, JobConfig, PushedTargets, ScrapeManager, ScrapeTarget, TargetSource, TargetStatus,
     ACCEPT_HEADER,

@@ -4,10 +4,10 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use homeostat::actions::ActionKind;
 use homeostat::audit::{AuditEvent, EventKind};
+use homeostat::model::{ActionKind, Cause};
 use homeostat::scrape::ScrapeObserver;
-use homeostat::telemetry::{ActionResult, Metrics, SuppressionCause};
+use homeostat::telemetry::{ActionResult, Metrics};
 
 fn populated() -> Metrics {
     let m = Metrics::new();
@@ -16,7 +16,7 @@ fn populated() -> Metrics {
     m.set_rule_instances("checkout-latency-scale-out", 3, 1, 1);
     m.query_failed("checkout-latency-scale-out");
     m.set_approvals_pending(2);
-    m.suppressed(SuppressionCause::Cooldown);
+    m.suppressed(Cause::Cooldown);
     m.action_finished(
         ActionKind::Redeploy,
         "process",

@@ -17,15 +17,17 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use homeostat::actions::{
-    ActionKind, ActionSpec, Approval, Decision, Executor, ExecutorConfig, Guard, GuardState,
-    Journal, Mode, Reason, RunResult, TargetLimits, Verdict,
+    ActionSpec, Decision, Executor, ExecutorConfig, Guard, GuardState, Journal, RunResult,
+    TargetLimits, Verdict,
 };
 use homeostat::audit::{read_all, AuditLog, EventKind};
 use homeostat::clock::Clock;
-use homeostat::labels::Labels;
+use homeostat::model::{
+    ActionKind, ActionRequest, Approval, Labels, Mode, ProviderError, ProviderOp, Reason,
+};
 use homeostat::providers::webhook::config::WebhookConfig;
 use homeostat::providers::webhook::WebhookProvider;
-use homeostat::providers::{ActionRequest, Provider, ProviderError, ProviderOp};
+use homeostat::providers::Provider;
 
 const SECRET: &[u8] = b"receiver-shared-secret";
 

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::types::{ActionKind, Decision};
-use crate::clock::TimestampMs;
+use super::types::Decision;
+use crate::model::{ActionKind, TimestampMs};
 
 /// How long a circuit stays open before half-open when the rule does not say.
 pub const DEFAULT_OPEN_FOR: Duration = Duration::from_secs(30);
@@ -96,12 +96,6 @@ impl CircuitBook {
     /// Every circuit that is open or half-open: ((target, instance), circuit).
     pub fn iter(&self) -> impl Iterator<Item = (&(String, String), &Circuit)> {
         self.circuits.iter()
-    }
-
-    /// Instances of `target` whose circuit is open or half-open (both keep the
-    /// instance out of full traffic, so both count for the blast radius).
-    pub fn not_closed(&self, target: &str) -> usize {
-        self.circuits.keys().filter(|(t, _)| t == target).count()
     }
 
     /// Apply a recorded change (from a `circuit_changed` event at `ts`).

@@ -16,15 +16,18 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::circuit::CircuitTransition;
-use super::intent::{new_action_id, Cause, Intent, Origin};
+use super::intent::{new_action_id, Intent};
 use super::journal::{
     circuit_event, intent_event, outcome_detail, reconciled_detail, started_event, Journal,
     SinkError, StartedDetail,
 };
-use super::types::{ActionKind, Mode};
 use crate::audit::EventKind;
-use crate::clock::{Clock, TimestampMs};
-use crate::providers::{ActionOutcome, Provider, ProviderError, ProviderOp, Reconciliation};
+use crate::clock::Clock;
+use crate::model::{
+    ActionKind, ActionOutcome, Cause, Mode, Origin, ProviderError, ProviderOp, Reconciliation,
+    TimestampMs,
+};
+use crate::providers::Provider;
 
 /// Retry, timeout and breaker settings.
 #[derive(Debug, Clone, PartialEq)]

@@ -9,11 +9,12 @@
 use std::time::Duration;
 
 use super::circuit::{CircuitChange, CircuitState, DEFAULT_OPEN_FOR};
-use super::intent::{new_action_id, Cause, Direction, Intent, Origin};
+use super::intent::{new_action_id, Intent};
 use super::state::GuardState;
-use super::types::{ActionKind, Approval, Decision, Mode};
-use crate::clock::TimestampMs;
-use crate::providers::{ProviderOp, TargetState};
+use super::types::Decision;
+use crate::model::{
+    ActionKind, Approval, Cause, Direction, Mode, Origin, ProviderOp, TargetState, TimestampMs,
+};
 
 /// `scale`: relative band around `target_value` inside which nothing changes.
 pub const DEFAULT_TOLERANCE: f64 = 0.1;
@@ -143,7 +144,7 @@ fn ms(d: Duration) -> i64 {
 }
 
 fn fmt_ms(v: i64) -> String {
-    humantime::format_duration(Duration::from_millis(v.max(0) as u64)).to_string()
+    crate::spec::format_duration(Duration::from_millis(v.max(0) as u64))
 }
 
 impl Guard {

@@ -6,90 +6,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::circuit::CircuitChange;
-use super::types::{ActionKind, Mode, Reason};
-use crate::clock::TimestampMs;
-use crate::providers::{ActionRequest, ProviderOp};
-
-/// Which way a replica-count change goes (target `cooldown_up` / `cooldown_down`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Direction {
-    Up,
-    Down,
-}
-
-/// Who asked for an action. Only rule actions count for cooldowns and the
-/// hourly rate limit; circuit transitions are follow-ups of an earlier action.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Origin {
-    #[default]
-    Rule,
-    /// A due circuit transition (half-open, close, re-open) asked for by the agent.
-    Circuit,
-}
-
-/// Why a decision did not become an action (the `cause` of a `suppressed` event).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Cause {
-    /// The agent is paused (`POST /api/v1/pause`).
-    Paused,
-    /// Another agent instance is the leader.
-    NotLeader,
-    /// The target is at `min`/`max`, or clamping leaves nothing to do.
-    Bounds,
-    /// `scale`: the metric is inside the tolerance band around `target_value`.
-    Tolerance,
-    /// `scale`: scale-in held by the stabilisation window.
-    Stabilization,
-    /// The value a `scale` decision needs is missing, or the decision came from
-    /// missing data and would scale in.
-    NoData,
-    /// The decision cannot be turned into an op (e.g. failover without instance).
-    Invalid,
-    Cooldown,
-    RateLimit,
-    /// Too many circuits open at once, or a second redeploy on a target.
-    BlastRadius,
-    /// Another action on the target is still running, or the circuit is already open.
-    InProgress,
-    DryRun,
-    Approval,
-    /// The executor's per-provider circuit breaker is open.
-    ProviderUnavailable,
-    /// The target's provider cannot do this kind (`homeostat check` should
-    /// have refused the rule; this is the executor's last line).
-    Unsupported,
-}
-
-impl Cause {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Cause::Paused => "paused",
-            Cause::NotLeader => "not_leader",
-            Cause::Bounds => "bounds",
-            Cause::Tolerance => "tolerance",
-            Cause::Stabilization => "stabilization",
-            Cause::NoData => "no_data",
-            Cause::Invalid => "invalid",
-            Cause::Cooldown => "cooldown",
-            Cause::RateLimit => "rate_limit",
-            Cause::BlastRadius => "blast_radius",
-            Cause::InProgress => "in_progress",
-            Cause::DryRun => "dry_run",
-            Cause::Approval => "approval",
-            Cause::ProviderUnavailable => "provider_unavailable",
-            Cause::Unsupported => "unsupported",
-        }
-    }
-}
-
-impl std::fmt::Display for Cause {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+use crate::model::{
+    ActionKind, ActionRequest, Direction, Mode, Origin, ProviderOp, Reason, TimestampMs,
+};
 
 /// A decision that passed the guard: everything the executor needs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -12,12 +12,11 @@ use serde::{Deserialize, Serialize};
 
 use super::circuit::CircuitChange;
 use super::guard::Verdict;
-use super::intent::{Direction, Intent, Origin};
+use super::intent::Intent;
 use super::state::GuardState;
-use super::types::{ActionKind, Decision};
+use super::types::Decision;
 use crate::audit::{AuditEvent, EventKind};
-use crate::clock::TimestampMs;
-use crate::providers::{ActionRequest, ProviderOp};
+use crate::model::{ActionKind, ActionRequest, Direction, Origin, ProviderOp, TimestampMs};
 
 /// Where events are written. Implemented by [`crate::audit::AuditLog`]; the
 /// trait keeps the executor testable and the dependency one-way.
@@ -153,7 +152,7 @@ pub struct OutcomeDetail {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReconciledDetail {
     /// `applied`, `not_applied` or `unknown`.
-    pub result: crate::providers::Reconciliation,
+    pub result: crate::model::Reconciliation,
     pub request: ActionRequest,
     #[serde(default)]
     pub origin: Origin,
@@ -212,10 +211,10 @@ pub fn decision_event(d: &Decision, v: &Verdict) -> AuditEvent {
     ev
 }
 
-fn carries_id(cause: super::intent::Cause) -> bool {
+fn carries_id(cause: crate::model::Cause) -> bool {
     matches!(
         cause,
-        super::intent::Cause::DryRun | super::intent::Cause::Approval
+        crate::model::Cause::DryRun | crate::model::Cause::Approval
     )
 }
 
@@ -307,7 +306,7 @@ pub(crate) fn circuit_event(i: &Intent, provider: &str, change: CircuitChange) -
 }
 
 pub(crate) fn reconciled_detail(
-    result: crate::providers::Reconciliation,
+    result: crate::model::Reconciliation,
     started: &StartedDetail,
 ) -> Option<serde_json::Value> {
     to_detail(&ReconciledDetail {

@@ -28,7 +28,7 @@ mod tests;
 pub use circuit::{Circuit, CircuitBook, CircuitChange, CircuitState, CircuitTransition};
 pub use executor::{ExecError, Executor, ExecutorConfig, RunResult, Started, StartedAction};
 pub use guard::{Guard, TargetLimits, Verdict};
-pub use intent::{Cause, Direction, Intent, Origin};
+pub use intent::Intent;
 pub use journal::{AuditSink, Journal, SinkError};
 pub use state::{GuardState, OpenAction};
 pub use types::*;

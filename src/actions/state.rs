@@ -9,12 +9,12 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use super::circuit::{CircuitBook, CircuitChange};
-use super::intent::{Direction, Origin};
 use super::journal::{DecisionDetail, OutcomeDetail, ReconciledDetail, StartedDetail};
-use super::types::{ActionKind, Decision};
+use super::types::Decision;
 use crate::audit::{AuditEvent, EventKind};
-use crate::clock::TimestampMs;
-use crate::providers::{ActionRequest, ProviderOp, Reconciliation};
+use crate::model::{
+    ActionKind, ActionRequest, Direction, Origin, ProviderOp, Reconciliation, TimestampMs,
+};
 
 const HOUR_MS: i64 = 3_600_000;
 /// Recommendations kept per (target, rule) whatever the window, so a broken
@@ -298,11 +298,6 @@ impl GuardState {
     /// See [`CircuitBook::note_evaluation`].
     pub fn note_evaluation(&mut self, rule: &str, at: TimestampMs, decisions: &[Decision]) {
         self.circuits.note_evaluation(rule, at, decisions);
-    }
-
-    /// Timestamp of the newest event folded so far.
-    pub fn last_event_ts(&self) -> TimestampMs {
-        self.last_ts
     }
 }
 

@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use super::*;
 use crate::audit::{read_all, AuditLog, EventKind};
-use crate::clock::{Clock, TimestampMs};
-use crate::labels::Labels;
-use crate::providers::{
-    ActionOutcome, ActionRequest, InstanceInfo, Provider, ProviderError, ProviderOp,
-    Reconciliation, TargetState,
+use crate::clock::Clock;
+use crate::model::{
+    ActionOutcome, ActionRequest, InstanceInfo, Labels, ProviderError, ProviderOp, Reconciliation,
+    TargetState, TimestampMs, *,
 };
+use crate::providers::Provider;
 
 const T0: TimestampMs = 1_700_000_000_000;
 const SEC: i64 = 1000;
@@ -1386,4 +1386,22 @@ async fn executor_refuses_a_kind_the_provider_cannot_do() {
         .events()
         .iter()
         .any(|e| e.event == Some(EventKind::ActionStarted)));
+}
+
+#[test]
+fn action_spec_durations_are_written_as_the_loader_reads_them() {
+    let mut spec = ActionSpec::new(ActionKind::CircuitBreak, "web");
+    spec.open_for = Some(Duration::from_secs(90));
+    spec.stabilization_window = Some(Duration::from_secs(86_400));
+    let json = serde_json::to_value(&spec).unwrap();
+    assert_eq!(json["open_for"], "1m30s");
+    assert_eq!(json["stabilization_window"], "1d");
+    for text in [&json["open_for"], &json["stabilization_window"]] {
+        assert!(
+            crate::spec::parse_duration(text.as_str().unwrap()).is_ok(),
+            "{text} does not parse back"
+        );
+    }
+    let back: ActionSpec = serde_json::from_value(json).unwrap();
+    assert_eq!(back, spec);
 }

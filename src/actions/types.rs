@@ -4,66 +4,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::clock::TimestampMs;
-use crate::labels::Labels;
-
-/// What an action does (DESIGN.md §4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ActionKind {
-    ScaleOut,
-    ScaleIn,
-    Scale,
-    Failover,
-    CircuitBreak,
-    Redeploy,
-}
-
-impl ActionKind {
-    pub const ALL: [ActionKind; 6] = [
-        ActionKind::ScaleOut,
-        ActionKind::ScaleIn,
-        ActionKind::Scale,
-        ActionKind::Failover,
-        ActionKind::CircuitBreak,
-        ActionKind::Redeploy,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ActionKind::ScaleOut => "scale_out",
-            ActionKind::ScaleIn => "scale_in",
-            ActionKind::Scale => "scale",
-            ActionKind::Failover => "failover",
-            ActionKind::CircuitBreak => "circuit_break",
-            ActionKind::Redeploy => "redeploy",
-        }
-    }
-}
-
-impl std::fmt::Display for ActionKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// `enforce` acts; `dry_run` records what it would have done.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Mode {
-    #[default]
-    Enforce,
-    DryRun,
-}
-
-/// Whether a human must approve before the action runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Approval {
-    #[default]
-    None,
-    Required,
-}
+use crate::model::{ActionKind, Approval, Labels, Mode, Reason, TimestampMs};
+use crate::spec::opt_duration;
 
 /// What the rule asks for, as written in the rule file (already validated).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -142,50 +84,6 @@ impl ActionSpec {
     }
 }
 
-/// Why a rule instance fired: the audit log's `reason` field.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Reason {
-    /// The `when` expression as written.
-    pub when: String,
-    /// Value of every named query for this label set (NaN when absent).
-    pub values: BTreeMap<String, f64>,
-    /// When the condition first held (ms since epoch).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pending_since: Option<TimestampMs>,
-    /// The rule's `for`, in milliseconds.
-    #[serde(rename = "for", default)]
-    pub for_ms: i64,
-    /// Set when the decision comes from missing/stale/failed data with `on_no_data: fire`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub no_data: Option<String>,
-    /// Example trace ids behind the values (OTLP source), for on-call staff.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub trace_ids: Vec<String>,
-    /// The Alertmanager alert behind a `trigger` rule's decision. The start-up
-    /// fold rebuilds the set of alerts already acted on from it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub alert: Option<AlertRef>,
-}
-
-/// One Alertmanager alert, as a trigger rule's decision records it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AlertRef {
-    /// The alert's `alertname`.
-    pub name: String,
-    /// Alertmanager's fingerprint of the alert's label set.
-    pub fingerprint: String,
-    /// `startsAt` exactly as Alertmanager sent it.
-    #[serde(rename = "startsAt")]
-    pub starts_at: String,
-    /// Link to the expression that fired (Prometheus graph URL).
-    #[serde(
-        rename = "generatorURL",
-        default,
-        skip_serializing_if = "String::is_empty"
-    )]
-    pub generator_url: String,
-}
-
 /// The rule engine's output: one firing rule instance asking for one action.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Decision {
@@ -207,23 +105,4 @@ pub struct Decision {
     pub annotations: BTreeMap<String, String>,
     /// Evaluation time that produced the decision.
     pub at: TimestampMs,
-}
-
-/// Serde helper for `Option<Duration>` as humantime strings ("30s", "5m").
-pub mod opt_duration {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::Duration;
-
-    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-        match d {
-            Some(d) => s.serialize_str(&humantime::format_duration(*d).to_string()),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        let s: Option<String> = Option::deserialize(d)?;
-        s.map(|s| crate::config::parse_duration(&s).map_err(serde::de::Error::custom))
-            .transpose()
-    }
 }

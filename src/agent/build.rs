@@ -14,8 +14,9 @@ use crate::actions::{
     AuditSink, Executor, ExecutorConfig, Guard, GuardState, Journal, SinkError, TargetLimits,
 };
 use crate::audit::{AuditEvent, AuditLog, EventKind};
-use crate::clock::{Clock, TimestampMs};
+use crate::clock::Clock;
 use crate::config::{AgentConfig, JobTargets, ProviderConfig};
+use crate::model::TimestampMs;
 use crate::providers::process::ProcessProvider;
 use crate::providers::webhook::WebhookProvider;
 use crate::providers::{docker, haproxy, kubernetes, Provider, ProviderContext};

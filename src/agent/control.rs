@@ -6,8 +6,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use super::{read, Agent, AgentError};
-use crate::actions::{ActionKind, Direction};
-use crate::clock::TimestampMs;
+use crate::model::{ActionKind, Direction, TimestampMs};
 use crate::server::{AgentControl, AuditFilter, ServerConfig};
 
 /// The agent as the server sees it.
@@ -79,8 +78,8 @@ impl Agent {
                             "queries": r.queries.iter().map(|q| json!({"name": q.name, "expr": q.expr, "source": q.source})).collect::<Vec<_>>(),
                             "when": r.when_text,
                             "trigger": r.trigger.as_ref().map(|t| json!({"alert": t.alert, "matchers": t.matchers})),
-                            "for": humantime::format_duration(r.for_).to_string(),
-                            "keep_firing_for": humantime::format_duration(r.keep_firing_for).to_string(),
+                            "for": crate::spec::format_duration(r.for_),
+                            "keep_firing_for": crate::spec::format_duration(r.keep_firing_for),
                             "mode": r.mode,
                             "action": r.action,
                             "status": s,
@@ -92,7 +91,7 @@ impl Agent {
                 json!({
                     "name": g.name,
                     "file": g.file.display().to_string(),
-                    "interval": humantime::format_duration(g.interval).to_string(),
+                    "interval": crate::spec::format_duration(g.interval),
                     "rules": rs,
                 })
             })

@@ -4,18 +4,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::{lock, read, Agent};
-use crate::actions::Cause;
-use crate::actions::{
-    ActionKind, ActionSpec, Approval, Decision, Intent, Mode, Reason, RunResult, Started, Verdict,
-};
-use crate::clock::{Stopwatch, TimestampMs};
-use crate::labels::Labels;
+use crate::actions::{ActionSpec, Decision, Intent, RunResult, Started, Verdict};
+use crate::clock::Stopwatch;
+use crate::model::{ActionKind, Approval, Cause, Labels, Mode, QueryOutcome, Reason, TimestampMs};
 use crate::providers::Provider;
 use crate::rules::engine::{AlertInput, AlertOutcome};
-use crate::rules::{AlertState, QueryOutcome, Rule};
+use crate::rules::{AlertState, Rule};
 use crate::sources::alertmanager::Receipt;
 use crate::sources::prometheus::QueryResult;
-use crate::telemetry::SuppressionCause;
 
 /// A persisting suppression is written again at most this often, so the log
 /// shows it still holds without a line per tick.
@@ -160,10 +156,7 @@ impl Agent {
             for q in &rule.queries {
                 match (&q.local, &q.source) {
                     (Some(query), _) => {
-                        let result = query.eval_vector(&store, now);
-                        let stale = matches!(&result, Ok(v) if v.is_empty())
-                            && query.selects_stale(&store, now);
-                        outcomes.insert(q.name.clone(), QueryOutcome::from_eval(result, stale));
+                        outcomes.insert(q.name.clone(), query.outcome(&store, now));
                     }
                     (None, Some(_)) => {} // below, on the source
                     (None, None) => {
@@ -232,8 +225,7 @@ impl Agent {
             // Not written again, but still counted.
             self.metrics.decision(&d.rule, d.action.kind);
             if let Some(cause) = verdict.cause() {
-                self.metrics
-                    .suppressed(SuppressionCause::parse(cause.as_str()));
+                self.metrics.suppressed(cause);
             }
         }
         Ok(verdict)

@@ -21,13 +21,14 @@ use tokio::task::JoinHandle;
 use crate::actions::{Executor, Guard, Journal, TargetLimits};
 use crate::audit::{AuditEvent, AuditLog, EventKind};
 use crate::clock::Clock;
-use crate::config::{AgentConfig, Diagnostic};
-use crate::labels::Labels;
+use crate::config::AgentConfig;
 use crate::locks::lock;
+use crate::model::{Labels, TargetState};
 use crate::providers::process::ProcessProvider;
-use crate::providers::{Provider, TargetState};
+use crate::providers::Provider;
 use crate::rules::{Engine, RuleSet};
 use crate::scrape::ScrapeManager;
+use crate::spec::Diagnostic;
 use crate::store::SharedStore;
 use crate::telemetry::Metrics;
 
@@ -57,7 +58,7 @@ pub enum AgentError {
     Provider {
         target: String,
         #[source]
-        source: crate::providers::ProviderError,
+        source: crate::model::ProviderError,
     },
     #[error("target {target}: {message}")]
     ProviderSetup { target: String, message: String },

@@ -21,8 +21,8 @@ use super::files::list_files;
 use super::line::decode;
 use super::read::AuditFilter;
 use super::AuditError;
-use crate::actions::{ActionKind, Mode};
-use crate::clock::{parse_time, TimestampMs};
+use crate::clock::parse_time;
+use crate::model::{ActionKind, Mode, TimestampMs};
 
 /// How often [`follow`] looks for new lines.
 pub const FOLLOW_POLL: Duration = Duration::from_millis(250);
@@ -30,7 +30,7 @@ pub const FOLLOW_POLL: Duration = Duration::from_millis(250);
 /// Parse a `--since` value: a duration ago relative to `now` (`10m`, `1h30m`),
 /// an RFC 3339 time (`2026-11-23T04:00:00Z`) or Unix seconds.
 pub fn parse_since(value: &str, now: TimestampMs) -> Result<TimestampMs, AuditError> {
-    if let Ok(d) = crate::config::parse_duration(value) {
+    if let Ok(d) = crate::spec::parse_duration(value) {
         return Ok(now - d.as_millis() as TimestampMs);
     }
     parse_time(value.trim()).ok_or_else(|| AuditError::BadSince {

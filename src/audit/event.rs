@@ -1,8 +1,7 @@
 //! The one typed struct every audit line is made from.
 use serde::{Deserialize, Serialize};
 
-use crate::actions::{ActionKind, Mode, Reason};
-use crate::clock::TimestampMs;
+use crate::model::{ActionKind, Mode, Reason, TimestampMs};
 
 /// Event names of DESIGN.md §5.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -11,7 +11,7 @@ use super::event::{AuditEvent, EventKind};
 use super::files::{last_complete_line, list_files, LineSource, RawLine};
 use super::line::decode;
 use super::AuditError;
-use crate::clock::TimestampMs;
+use crate::model::TimestampMs;
 
 /// A problem that did not stop reading: today only a torn tail.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde_json::json;
 
 use super::*;
-use crate::actions::{ActionKind, Reason};
+use crate::model::{ActionKind, Reason};
 
 const T0: i64 = 1_795_000_000_000;
 
@@ -714,7 +714,7 @@ mod verify_tests {
 
 mod cli_tests {
     use super::*;
-    use crate::actions::Mode;
+    use crate::model::Mode;
     use std::sync::atomic::{AtomicBool, Ordering};
 
     fn decision(rule: &str, id: &str) -> AuditEvent {

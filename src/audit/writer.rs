@@ -14,7 +14,8 @@ use super::event::AuditEvent;
 use super::files::{file_name, last_complete_line, list_files};
 use super::line::{encode, redact_event, GENESIS_HASH};
 use super::AuditError;
-use crate::clock::{rfc3339, TimestampMs};
+use crate::clock::rfc3339;
+use crate::model::TimestampMs;
 
 /// The append-only audit log writer. Share it as `Arc<AuditLog>`; every method
 /// takes `&self` and appends are serialised by an internal mutex, so `seq` and

@@ -8,14 +8,13 @@ use serde::de::DeserializeOwned;
 
 use super::raw::*;
 use super::secret::ApiToken;
-use super::yamlpos::{Diagnostic, SourceFile, YPath};
-use super::{parse_duration, parse_size};
 use crate::providers::docker::config::DockerConfig;
 use crate::providers::haproxy::config::HaproxyConfig;
 use crate::providers::kubernetes::config::KubernetesConfig;
 use crate::providers::process::config::ProcessConfig;
 use crate::providers::webhook::config::WebhookConfig;
 use crate::providers::ProviderBlock;
+use crate::spec::{parse_duration, parse_size, Diagnostic, SourceFile, YPath};
 
 /// The validated agent config the rest of the agent runs on.
 #[derive(Debug, Clone)]
@@ -155,11 +154,11 @@ impl ProviderConfig {
     }
 
     /// The action kinds the adapter can carry out (`homeostat check` rejects others).
-    pub fn kinds(&self) -> &'static [crate::actions::ActionKind] {
+    pub fn kinds(&self) -> &'static [crate::model::ActionKind] {
         use crate::providers::{docker, haproxy, kubernetes};
         match self {
             ProviderConfig::Process(_) | ProviderConfig::Webhook(_) => {
-                &crate::actions::ActionKind::ALL
+                &crate::model::ActionKind::ALL
             }
             ProviderConfig::Docker(_) => docker::KINDS,
             ProviderConfig::Haproxy(_) => haproxy::KINDS,
@@ -524,7 +523,7 @@ fn compile_target(
     let provider = match provider_name {
         "process" => {
             let mut p = provider_block(src, path, &what, "process", raw.process)?;
-            if let Err(e) = super::parse_port_range(&p.ports) {
+            if let Err(e) = crate::spec::parse_port_range(&p.ports) {
                 src.error(
                     &path.key("process").key("ports"),
                     format!("{what}: process.ports: {e}"),
@@ -694,8 +693,8 @@ fn compile_scrape(
             &p.key("timeout"),
             format!(
                 "scrape.timeout ({}) must not exceed scrape.interval ({})",
-                humantime::format_duration(timeout),
-                humantime::format_duration(interval)
+                crate::spec::format_duration(timeout),
+                crate::spec::format_duration(interval)
             ),
         );
     }

@@ -12,11 +12,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::actions::{ActionKind, ActionSpec, RunResult};
+use crate::actions::{ActionSpec, RunResult};
 use crate::agent::{Agent, AgentOptions, ManualAction};
 use crate::audit::{AuditEvent, EventKind};
 use crate::clock::Clock;
 use crate::demo::loadgen::{LoadGen, LoadGenConfig};
+use crate::model::ActionKind;
 
 /// The demo's rules, shipped in the binary.
 pub const DEMO_RULES: &str = include_str!("../../rules/demo.yaml");

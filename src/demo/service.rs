@@ -42,10 +42,10 @@ pub struct DemoServiceArgs {
     #[arg(long, default_value_t = 4)]
     pub workers: usize,
     /// Time each request holds a worker.
-    #[arg(long, default_value = "20ms", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "20ms", value_parser = crate::spec::parse_duration)]
     pub base_latency: Duration,
     /// Uniform jitter added to or subtracted from `base_latency`.
-    #[arg(long, default_value = "5ms", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "5ms", value_parser = crate::spec::parse_duration)]
     pub jitter: Duration,
     /// Share of work requests answered with 500 (0..=1); changeable via `POST /admin/fail?rate=`.
     #[arg(long, default_value_t = 0.0)]
@@ -57,7 +57,7 @@ pub struct DemoServiceArgs {
     #[arg(long)]
     pub ignore_sigterm: bool,
     /// Wait this long before listening (health fails meanwhile): a slow-starting service.
-    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "0s", value_parser = crate::spec::parse_duration)]
     pub startup_delay: Duration,
 }
 

@@ -31,7 +31,7 @@ mod render;
 #[cfg(test)]
 mod tests;
 
-use crate::labels::Labels;
+use crate::model::Labels;
 
 pub use render::render;
 

@@ -11,7 +11,7 @@ use std::borrow::Cow;
 
 use super::number::{self, NumberError};
 use super::{Exemplar, Format, ParseError, ParsedSample};
-use crate::labels::{Labels, METRIC_NAME};
+use crate::model::{Labels, METRIC_NAME};
 
 const TEXT_TYPES: &[&str] = &["counter", "gauge", "histogram", "summary", "untyped"];
 const OM_TYPES: &[&str] = &[

@@ -8,7 +8,7 @@ use std::fmt::Write;
 
 use super::number::{write_seconds, write_value};
 use super::{Format, ParsedSample};
-use crate::labels::{Labels, METRIC_NAME};
+use crate::model::{Labels, METRIC_NAME};
 
 /// Render samples in `format`. Text 0.0.4 cannot carry exemplars, so they are
 /// left out there. A sample without `__name__` renders with an empty name, which

@@ -3,7 +3,7 @@
 //! no panic on arbitrary bytes).
 
 use super::*;
-use crate::labels::Labels;
+use crate::model::Labels;
 use proptest::prelude::*;
 
 fn text(body: &str) -> Vec<ParsedSample> {

@@ -12,7 +12,7 @@ use super::compile::{AggOp, Grouping};
 use super::eval::{Elem, Val};
 use super::functions::quantile;
 use super::EvalError;
-use crate::labels::{Labels, METRIC_NAME};
+use crate::model::{Labels, METRIC_NAME};
 
 struct Group {
     labels: Labels,

@@ -4,8 +4,7 @@
 use serde_json::{json, Map, Value as Json};
 
 use super::Value;
-use crate::clock::TimestampMs;
-use crate::labels::Labels;
+use crate::model::{Labels, TimestampMs};
 
 /// A sample value as Prometheus writes it: `NaN`, `+Inf`, `-Inf`, otherwise
 /// the shortest decimal that round-trips, never in exponent form (Go's

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::compile::{BinOp, Card, Matching};
 use super::eval::{check_unique, Elem, Val};
 use super::EvalError;
-use crate::labels::{Labels, METRIC_NAME};
+use crate::model::{Labels, METRIC_NAME};
 
 /// Apply `op` to two numbers: (value, keep). Comparisons keep the left value.
 fn elem_op(op: BinOp, l: f64, r: f64) -> (f64, bool) {

@@ -13,7 +13,7 @@ use promql_parser::parser::ast::{
 use promql_parser::parser::token;
 
 use super::{CompileOptions, QueryError, LOOKBACK_MS};
-use crate::labels::METRIC_NAME;
+use crate::model::METRIC_NAME;
 use crate::store::{MatchOp, Matcher};
 
 /// A vector selector: its matchers (metric name first, so the store can use

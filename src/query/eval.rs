@@ -9,9 +9,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::compile::{Func, Node, Selector};
-use super::{aggregate, binary, functions, EvalError, RangeSeries, Sample, Value, LOOKBACK_MS};
-use crate::clock::TimestampMs;
-use crate::labels::{Labels, METRIC_NAME};
+use super::{aggregate, binary, functions, EvalError, RangeSeries, Value, LOOKBACK_MS};
+use crate::model::{Labels, Sample, TimestampMs, METRIC_NAME};
 use crate::store::{is_stale_nan, Store};
 
 /// One element of an instant vector. `drop_name` hides `__name__` without

@@ -9,8 +9,7 @@ use std::sync::Arc;
 use super::compile::{Func, Node, Selector};
 use super::eval::{check_unique, check_unique_all, Elem, Evaluator, MSeries, Val};
 use super::EvalError;
-use crate::clock::TimestampMs;
-use crate::labels::{Labels, METRIC_NAME};
+use crate::model::{Labels, TimestampMs, METRIC_NAME};
 use crate::store::MatchOp;
 
 /// Go's `math.Max`: NaN wins (Rust's `f64::max` ignores NaN).

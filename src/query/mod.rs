@@ -26,8 +26,7 @@
 //! let data = api_json(&q.eval(&store, 60_000).unwrap(), 60_000);
 //! assert_eq!(data["result"][0]["value"][1], "5");
 //! ```
-use crate::clock::TimestampMs;
-use crate::labels::Labels;
+use crate::model::{Labels, QueryOutcome, Sample, TimestampMs};
 use crate::store::Store;
 
 mod aggregate;
@@ -66,13 +65,6 @@ pub enum QueryError {
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
 #[error("{0}")]
 pub struct EvalError(pub String);
-
-/// One element of an instant vector.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Sample {
-    pub labels: Labels,
-    pub value: f64,
-}
 
 /// One series of a range vector, samples oldest first.
 #[derive(Debug, Clone, PartialEq)]
@@ -166,6 +158,14 @@ impl Query {
                 "expression returns a string, an instant vector or scalar is needed".into(),
             )),
         }
+    }
+
+    /// What a rule sees of this query at `at`: samples, or missing, stale or
+    /// failed. Only an empty answer pays for the staleness probe.
+    pub fn outcome(&self, store: &Store, at: TimestampMs) -> QueryOutcome {
+        let result = self.eval_vector(store, at).map_err(|e| e.0);
+        let stale = matches!(&result, Ok(v) if v.is_empty()) && self.selects_stale(store, at);
+        QueryOutcome::from_eval(result, stale)
     }
 
     /// True when one of the query's selectors matches a series that is stale

@@ -2,7 +2,8 @@
 use std::path::Path;
 
 use super::load::{catalog_for, load_rules, Catalog};
-use crate::config::{self, AgentConfig, Diagnostic};
+use crate::config::{self, AgentConfig};
+use crate::spec::Diagnostic;
 
 /// What a successful check found.
 #[derive(Debug, Clone, PartialEq, Eq)]

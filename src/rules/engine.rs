@@ -22,77 +22,16 @@ use serde::Serialize;
 
 use super::load::{Rule, RuleSet};
 use super::raw::OnNoData;
-use crate::actions::{ActionKind, AlertRef, Decision, Reason};
-use crate::clock::TimestampMs;
-use crate::labels::Labels;
-use crate::query::{EvalError, Sample};
-
-/// What one named query produced at one evaluation.
-#[derive(Debug, Clone, PartialEq)]
-pub enum QueryOutcome {
-    /// At least one sample.
-    Ok(Vec<Sample>),
-    /// No series matched (an empty `Ok` is `Missing` too).
-    Missing,
-    /// The matched series ended with staleness markers (target gone).
-    Stale,
-    /// Evaluation failed.
-    Failed(String),
-    /// A remote source answered, with no series (its "missing").
-    Empty { source: String },
-    /// A remote source did not answer with a result.
-    SourceFailed {
-        source: String,
-        kind: SourceFailure,
-        error: String,
-    },
-}
-
-/// Why a remote source gave no result. Each is a distinct no-data kind in the
-/// rule status, the audit reason and `homeostat_source_queries_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SourceFailure {
-    /// No HTTP answer, or a non-2xx status that is not a query error.
-    HttpError,
-    /// The source rejected or could not execute the query (`bad_data`,
-    /// `execution`), or the result type cannot be used (range vector, string).
-    PromqlError,
-    /// No answer within the source's timeout (or the source's own query timeout).
-    Timeout,
-}
-
-impl SourceFailure {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SourceFailure::HttpError => "http_error",
-            SourceFailure::PromqlError => "promql_error",
-            SourceFailure::Timeout => "timeout",
-        }
-    }
-}
-
-impl QueryOutcome {
-    /// From `Query::eval_vector` and `Query::selects_stale`.
-    pub fn from_eval(result: Result<Vec<Sample>, EvalError>, selects_stale: bool) -> Self {
-        match result {
-            Err(e) => QueryOutcome::Failed(e.0),
-            Ok(v) if !v.is_empty() => QueryOutcome::Ok(v),
-            Ok(_) if selects_stale => QueryOutcome::Stale,
-            Ok(_) => QueryOutcome::Missing,
-        }
-    }
-}
+use crate::actions::Decision;
+use crate::model::{
+    ActionKind, AlertRef, Labels, QueryOutcome, Reason, Sample, SourceFailure, TimestampMs,
+};
 
 impl super::load::RuleQuery {
     /// Evaluate a local query against the store; `None` for a remote-source
     /// query (the agent asks that source and maps its answer itself).
     pub fn eval_local(&self, store: &crate::store::Store, at: TimestampMs) -> Option<QueryOutcome> {
-        let q = self.local.as_ref()?;
-        let result = q.eval_vector(store, at);
-        // Only an empty answer needs the staleness probe.
-        let stale = matches!(&result, Ok(v) if v.is_empty()) && q.selects_stale(store, at);
-        Some(QueryOutcome::from_eval(result, stale))
+        Some(self.local.as_ref()?.outcome(store, at))
     }
 }
 

@@ -5,9 +5,11 @@ use std::time::Duration;
 
 use super::raw::*;
 use super::template::Template;
-use crate::actions::{ActionKind, ActionSpec, Approval, Mode};
-use crate::config::{parse_duration, AgentConfig, Diagnostic, SourceFile, YPath};
+use crate::actions::ActionSpec;
+use crate::config::AgentConfig;
+use crate::model::{ActionKind, Approval, Mode};
 use crate::query::Query;
+use crate::spec::{parse_duration, Diagnostic, SourceFile, YPath};
 
 /// Which action kinds each target's provider supports: target name → kinds.
 pub type Catalog = BTreeMap<String, &'static [ActionKind]>;
@@ -101,7 +103,7 @@ pub struct Trigger {
 
 impl Trigger {
     /// Whether an alert with these labels is one this trigger acts on.
-    pub fn matches(&self, labels: &crate::labels::Labels) -> bool {
+    pub fn matches(&self, labels: &crate::model::Labels) -> bool {
         labels.get("alertname") == Some(self.alert.as_str())
             && self
                 .matchers

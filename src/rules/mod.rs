@@ -16,8 +16,7 @@ mod tests;
 
 pub use check::{check, check_with, CheckSummary};
 pub use engine::{
-    join, AlertState, Engine, Evaluation, InstanceStatus, NoData, QueryOutcome, RuleState,
-    RuleStatus, SourceFailure,
+    join, AlertState, Engine, Evaluation, InstanceStatus, NoData, RuleState, RuleStatus,
 };
 pub use load::{
     catalog_for, load_files, load_rules, load_str, Catalog, LoadContext, Rule, RuleGroup,

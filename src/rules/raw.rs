@@ -7,7 +7,7 @@ use std::fmt;
 use serde::de::{self, value::MapAccessDeserializer, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
-use crate::actions::{ActionKind, Approval, Mode};
+use crate::model::{ActionKind, Approval, Mode};
 
 /// A rule file: only `groups`.
 #[derive(Debug, Deserialize)]

@@ -4,7 +4,7 @@
 //! never fails: an absent label renders as the empty string.
 use std::collections::BTreeMap;
 
-use crate::labels::Labels;
+use crate::model::Labels;
 
 #[derive(Debug, Clone, PartialEq)]
 enum Part {

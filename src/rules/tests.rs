@@ -4,9 +4,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::*;
-use crate::actions::{ActionKind, Mode};
-use crate::labels::Labels;
-use crate::query::Sample;
+use crate::model::{ActionKind, Labels, Mode, Sample, *};
 
 fn catalog() -> Catalog {
     BTreeMap::from([
@@ -15,7 +13,7 @@ fn catalog() -> Catalog {
     ])
 }
 
-fn load(yaml: &str) -> Result<RuleSet, Vec<crate::config::Diagnostic>> {
+fn load(yaml: &str) -> Result<RuleSet, Vec<crate::spec::Diagnostic>> {
     let cat = catalog();
     let ctx = LoadContext {
         catalog: &cat,

@@ -4,7 +4,7 @@
 //! Owns only text → values. Must not touch the store or the evaluator.
 use std::collections::BTreeMap;
 
-use crate::labels::Labels;
+use crate::model::Labels;
 use crate::store::stale_nan;
 
 /// A value string or label description promtool would reject.
@@ -25,7 +25,7 @@ pub enum NotationError {
 /// A duration in promtool's syntax (`1m30s`, `500ms`, `0`) → milliseconds.
 pub fn duration_ms(s: &str) -> Result<i64, NotationError> {
     let d =
-        crate::config::parse_duration(s).map_err(|e| NotationError::Duration(s.to_string(), e))?;
+        crate::spec::parse_duration(s).map_err(|e| NotationError::Duration(s.to_string(), e))?;
     i64::try_from(d.as_millis())
         .map_err(|_| NotationError::Duration(s.to_string(), "too large".into()))
 }

@@ -10,8 +10,7 @@ use std::fmt::Write as _;
 
 use super::format::{RawExprTest, RawGroup};
 use super::notation::{duration_ms, expand, parse_labels, NotationError};
-use crate::clock::TimestampMs;
-use crate::labels::Labels;
+use crate::model::{Labels, TimestampMs};
 use crate::query::{compile_with, CompileOptions, Value};
 use crate::store::Store;
 

@@ -19,11 +19,10 @@ use super::promql::Group;
 use crate::actions::journal::{
     circuit_event, decision_event, intent_event, outcome_detail, started_event, suppressed_event,
 };
-use crate::actions::{ActionKind, GuardState, Intent, TargetLimits, Verdict};
+use crate::actions::{GuardState, Intent, TargetLimits, Verdict};
 use crate::audit::{AuditEvent, EventKind};
-use crate::clock::TimestampMs;
-use crate::providers::{InstanceInfo, ProviderOp, TargetState};
-use crate::rules::{load_files, Catalog, Engine, LoadContext, QueryOutcome, Rule, RuleSet};
+use crate::model::{ActionKind, InstanceInfo, ProviderOp, QueryOutcome, TargetState, TimestampMs};
+use crate::rules::{load_files, Catalog, Engine, LoadContext, Rule, RuleSet};
 use crate::store::Store;
 
 /// Provider name written on simulated events.
@@ -63,6 +62,7 @@ fn op_name(op: &ProviderOp) -> &'static str {
     }
 }
 
+/// Offsets into a test as people read them (`2m 15s`), not a config value.
 fn fmt_at(ms: TimestampMs) -> String {
     humantime::format_duration(Duration::from_millis(ms.max(0) as u64)).to_string()
 }
@@ -123,7 +123,7 @@ impl Setup {
             .map_err(|d| SetupError::Rules(d.iter().map(|d| d.to_string()).collect()))?;
         let dur = |s: &Option<String>, default: Duration| -> Result<Duration, SetupError> {
             match s {
-                Some(s) => crate::config::parse_duration(s).map_err(SetupError::Invalid),
+                Some(s) => crate::spec::parse_duration(s).map_err(SetupError::Invalid),
                 None => Ok(default),
             }
         };
@@ -352,12 +352,7 @@ fn outcomes(rule: &Rule, store: &Store, now: TimestampMs) -> BTreeMap<String, Qu
                 None => None,
             }
             .unwrap_or_else(|| match crate::query::compile(&q.expr) {
-                Ok(query) => {
-                    let result = query.eval_vector(store, now);
-                    let stale =
-                        matches!(&result, Ok(v) if v.is_empty()) && query.selects_stale(store, now);
-                    QueryOutcome::from_eval(result, stale)
-                }
+                Ok(query) => query.outcome(store, now),
                 Err(e) => QueryOutcome::Failed(e.to_string()),
             });
             (q.name.clone(), outcome)

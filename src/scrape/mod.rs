@@ -38,10 +38,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::clock::{Clock, TimestampMs};
-use crate::labels::Labels;
+use crate::clock::Clock;
 use crate::locks::lock;
-use crate::providers::{Provider, TargetState};
+use crate::model::{Labels, TargetState, TimestampMs};
+use crate::providers::Provider;
 use crate::store::SharedStore;
 
 pub use fetch::{ACCEPT_HEADER, USER_AGENT};
@@ -359,10 +359,6 @@ impl ScrapeManager {
             }
         }
         self
-    }
-
-    pub fn job_names(&self) -> Vec<String> {
-        self.inner.jobs.iter().map(|j| j.cfg.name.clone()).collect()
     }
 
     /// Spawn one loop per job: a scrape of all its targets right away, then every

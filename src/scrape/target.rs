@@ -5,9 +5,8 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::clock::TimestampMs;
 use crate::exposition::ParsedSample;
-use crate::labels::{Labels, METRIC_NAME};
+use crate::model::{Labels, TimestampMs, METRIC_NAME};
 use crate::store::{SeriesId, Store};
 
 use super::{JobConfig, ScrapeTarget};
@@ -72,8 +71,8 @@ impl TargetStatus {
             "lastScrapeDuration": self.last_scrape_duration_seconds,
             "lastSamples": self.last_samples,
             "health": self.health,
-            "scrapeInterval": humantime::format_duration(std::time::Duration::from_secs_f64(self.interval_seconds)).to_string(),
-            "scrapeTimeout": humantime::format_duration(std::time::Duration::from_secs_f64(self.timeout_seconds)).to_string(),
+            "scrapeInterval": crate::spec::format_duration(std::time::Duration::from_secs_f64(self.interval_seconds)),
+            "scrapeTimeout": crate::spec::format_duration(std::time::Duration::from_secs_f64(self.timeout_seconds)),
         })
     }
 }

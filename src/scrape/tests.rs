@@ -285,7 +285,7 @@ fn gc_reused_id_is_not_stale_marked() {
 
 #[test]
 fn provider_state_becomes_targets_including_out_of_traffic() {
-    use crate::providers::InstanceInfo;
+    use crate::model::InstanceInfo;
     let inst = |id: &str, addr: Option<&str>, in_traffic: bool| InstanceInfo {
         id: id.into(),
         address: addr.map(str::to_string),
@@ -446,22 +446,22 @@ impl crate::providers::Provider for FakeProvider {
     fn name(&self) -> &'static str {
         "fake"
     }
-    fn supports(&self) -> &'static [crate::actions::ActionKind] {
+    fn supports(&self) -> &'static [crate::model::ActionKind] {
         &[]
     }
-    async fn start(&self) -> Result<TargetState, crate::providers::ProviderError> {
+    async fn start(&self) -> Result<TargetState, crate::model::ProviderError> {
         self.state().await
     }
-    async fn state(&self) -> Result<TargetState, crate::providers::ProviderError> {
+    async fn state(&self) -> Result<TargetState, crate::model::ProviderError> {
         if self.fail.load(Ordering::SeqCst) {
-            return Err(crate::providers::ProviderError::Unavailable {
+            return Err(crate::model::ProviderError::Unavailable {
                 provider: "fake".into(),
                 message: "down".into(),
             });
         }
         Ok(TargetState {
             replicas: 1,
-            instances: vec![crate::providers::InstanceInfo {
+            instances: vec![crate::model::InstanceInfo {
                 id: "18100".into(),
                 address: Some("127.0.0.1:18100".into()),
                 healthy: false,
@@ -474,18 +474,18 @@ impl crate::providers::Provider for FakeProvider {
     }
     async fn execute(
         &self,
-        _req: &crate::providers::ActionRequest,
-    ) -> Result<crate::providers::ActionOutcome, crate::providers::ProviderError> {
-        Err(crate::providers::ProviderError::Failed {
+        _req: &crate::model::ActionRequest,
+    ) -> Result<crate::model::ActionOutcome, crate::model::ProviderError> {
+        Err(crate::model::ProviderError::Failed {
             provider: "fake".into(),
             message: "not in this test".into(),
         })
     }
     async fn reconcile(
         &self,
-        _req: &crate::providers::ActionRequest,
-    ) -> Result<crate::providers::Reconciliation, crate::providers::ProviderError> {
-        Ok(crate::providers::Reconciliation::Unknown)
+        _req: &crate::model::ActionRequest,
+    ) -> Result<crate::model::Reconciliation, crate::model::ProviderError> {
+        Ok(crate::model::Reconciliation::Unknown)
     }
     async fn shutdown(&self, _stop_instances: bool) {}
 }

@@ -205,7 +205,7 @@ fn audit_filter(p: &[(String, String)], now: i64) -> Result<AuditFilter, String>
     if let Some(s) = param(p, "since").filter(|s| !s.is_empty()) {
         // An absolute time (RFC 3339 or Unix seconds) or a duration back from now ("1h").
         let t = crate::clock::parse_time(s).or_else(|| {
-            crate::config::parse_duration(s)
+            crate::spec::parse_duration(s)
                 .ok()
                 .map(|d| now - d.as_millis() as i64)
         });

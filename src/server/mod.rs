@@ -32,7 +32,8 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use crate::audit::EventKind;
-use crate::clock::{Clock, TimestampMs};
+use crate::clock::Clock;
+use crate::model::TimestampMs;
 use crate::store::SharedStore;
 use crate::telemetry::Metrics;
 

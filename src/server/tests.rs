@@ -8,7 +8,7 @@ use axum::http::Request;
 use tower::ServiceExt;
 
 use super::*;
-use crate::labels::Labels;
+use crate::model::Labels;
 use crate::store::Store;
 
 #[derive(Default)]

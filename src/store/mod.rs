@@ -9,8 +9,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, RwLock};
 
-use crate::clock::TimestampMs;
-use crate::labels::Labels;
+use crate::model::{Labels, TimestampMs};
 
 /// Bit pattern Prometheus writes as a staleness marker.
 pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;

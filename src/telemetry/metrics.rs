@@ -9,9 +9,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::actions::ActionKind;
 use crate::audit::{AuditEvent, EventKind};
-use crate::clock::TimestampMs;
+use crate::model::{ActionKind, Cause, TimestampMs};
 
 /// State of one rule instance (per label set), as in Prometheus alerting rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -33,65 +32,32 @@ impl RuleState {
     }
 }
 
-/// Why the guard did not let a decision through (DESIGN.md §4 order).
+/// The `cause` label of `homeostat_suppressions_total`: the guard's own
+/// [`Cause`], or `other` for a cause string this build does not know.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SuppressionCause {
-    Paused,
-    NotLeader,
-    Bounds,
-    Cooldown,
-    RateLimit,
-    BlastRadius,
-    DryRun,
-    Approval,
-    InProgress,
+    Known(Cause),
     /// A cause string this build does not know (counted, not lost).
     Other,
 }
 
 impl SuppressionCause {
-    /// Every cause the guard emits (not `Other`).
-    pub const KNOWN: [SuppressionCause; 9] = [
-        SuppressionCause::Paused,
-        SuppressionCause::NotLeader,
-        SuppressionCause::Bounds,
-        SuppressionCause::Cooldown,
-        SuppressionCause::RateLimit,
-        SuppressionCause::BlastRadius,
-        SuppressionCause::DryRun,
-        SuppressionCause::Approval,
-        SuppressionCause::InProgress,
-    ];
-
     pub fn as_str(self) -> &'static str {
         match self {
-            SuppressionCause::Paused => "paused",
-            SuppressionCause::NotLeader => "not_leader",
-            SuppressionCause::Bounds => "bounds",
-            SuppressionCause::Cooldown => "cooldown",
-            SuppressionCause::RateLimit => "rate_limit",
-            SuppressionCause::BlastRadius => "blast_radius",
-            SuppressionCause::DryRun => "dry_run",
-            SuppressionCause::Approval => "approval",
-            SuppressionCause::InProgress => "in_progress",
+            SuppressionCause::Known(c) => c.as_str(),
             SuppressionCause::Other => "other",
         }
     }
 
     /// The audit log's `cause` string → a cause; unknown strings become `Other`.
     pub fn parse(s: &str) -> Self {
-        match s {
-            "paused" => SuppressionCause::Paused,
-            "not_leader" => SuppressionCause::NotLeader,
-            "bounds" => SuppressionCause::Bounds,
-            "cooldown" => SuppressionCause::Cooldown,
-            "rate_limit" => SuppressionCause::RateLimit,
-            "blast_radius" => SuppressionCause::BlastRadius,
-            "dry_run" => SuppressionCause::DryRun,
-            "approval" => SuppressionCause::Approval,
-            "in_progress" => SuppressionCause::InProgress,
-            _ => SuppressionCause::Other,
-        }
+        Cause::parse(s).map_or(SuppressionCause::Other, SuppressionCause::Known)
+    }
+}
+
+impl From<Cause> for SuppressionCause {
+    fn from(c: Cause) -> Self {
+        SuppressionCause::Known(c)
     }
 }
 
@@ -419,8 +385,10 @@ impl Metrics {
             .set(1);
         m.reload_success.set(1);
         // Known label values start at 0 so rate() and absent() work from the start.
-        for cause in SuppressionCause::KNOWN {
-            let _ = m.suppressions.get_or_create(&CauseLabels { cause });
+        for cause in Cause::ALL {
+            let _ = m.suppressions.get_or_create(&CauseLabels {
+                cause: cause.into(),
+            });
         }
         Metrics { registry: r, ..m }
     }
@@ -515,9 +483,11 @@ impl Metrics {
             .inc();
     }
 
-    pub fn suppressed(&self, cause: SuppressionCause) {
+    pub fn suppressed(&self, cause: impl Into<SuppressionCause>) {
         self.suppressions
-            .get_or_create(&CauseLabels { cause })
+            .get_or_create(&CauseLabels {
+                cause: cause.into(),
+            })
             .inc();
     }
 

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use super::*;
-use crate::actions::ActionKind;
 use crate::audit::{AuditEvent, EventKind};
+use crate::model::ActionKind;
 use crate::scrape::ScrapeObserver;
 
 fn has_line(text: &str, line: &str) -> bool {
@@ -239,4 +239,29 @@ fn the_log_filter_keeps_kube_reply_bodies_out_whatever_the_level() {
         assert!(f.contains("kube_client::client=error"), "{level}: {f}");
     }
     assert!(super::log_filter("info,=bogus[").is_err());
+}
+
+#[test]
+fn every_guard_cause_has_its_own_suppression_label_from_start_up() {
+    let m = Metrics::new();
+    let before = m.encode();
+    for cause in crate::model::Cause::ALL {
+        let line = format!("homeostat_suppressions_total{{cause=\"{cause}\"}} 0");
+        assert!(
+            has_line(&before, &line),
+            "{line} missing at start:\n{before}"
+        );
+        let mut s = AuditEvent::new(EventKind::Suppressed);
+        s.cause = Some(cause.as_str().into());
+        m.observe_audit_event(&s);
+    }
+    let after = m.encode();
+    for cause in crate::model::Cause::ALL {
+        let line = format!("homeostat_suppressions_total{{cause=\"{cause}\"}} 1");
+        assert!(has_line(&after, &line), "{line} missing:\n{after}");
+    }
+    assert!(
+        !after.contains("cause=\"other\"} 1"),
+        "a known cause was counted as other:\n{after}"
+    );
 }

@@ -21,12 +21,12 @@ use super::config::DockerConfig;
 use super::spec::{self, Change, ReplicaSpec};
 use super::state::{PersistedState, Replaced, Rollout};
 use super::{KINDS, PROVIDER};
-use crate::actions::ActionKind;
 use crate::locks::lock;
-use crate::providers::{
-    health, ActionOutcome, ActionRequest, InstanceInfo, Provider, ProviderContext, ProviderError,
-    ProviderOp, Reconciliation, TargetState,
+use crate::model::{
+    ActionKind, ActionOutcome, ActionRequest, InstanceInfo, ProviderError, ProviderOp,
+    Reconciliation, TargetState,
 };
+use crate::providers::{health, Provider, ProviderContext};
 
 const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -138,7 +138,7 @@ impl DockerProvider {
         let host_ports = cfg
             .host_ports
             .as_deref()
-            .map(crate::config::parse_port_range)
+            .map(crate::spec::parse_port_range)
             .transpose()
             .map_err(|e| rejected(format!("docker.host_ports: {e}")))?;
         let dir = std::path::absolute(ctx.data_dir.join("targets").join(target))
@@ -620,7 +620,7 @@ impl Inner {
                         id,
                         format!(
                             "not healthy within {} ({cond})",
-                            humantime::format_duration(self.startup_timeout)
+                            crate::spec::format_duration(self.startup_timeout)
                         ),
                     ));
                 }

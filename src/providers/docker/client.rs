@@ -23,7 +23,7 @@ use bollard::query_parameters::{
 };
 use bollard::Docker;
 
-use crate::providers::ProviderError;
+use crate::model::ProviderError;
 
 use super::PROVIDER;
 

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::YPath;
 use crate::providers::ProviderBlock;
+use crate::spec::YPath;
 
 /// The engine socket used when neither `socket` nor `DOCKER_HOST` names one.
 pub const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
@@ -38,21 +38,21 @@ pub struct DockerConfig {
     pub health: Option<String>,
     /// How long a new container without a Docker health check must keep
     /// running (and pass `health`, if set) to count as started (default 2s).
-    #[serde(default, with = "crate::actions::opt_duration")]
+    #[serde(default, with = "crate::spec::opt_duration")]
     pub settle_time: Option<Duration>,
     /// How long a new container may take to become healthy (default 30s).
-    #[serde(default, with = "crate::actions::opt_duration")]
+    #[serde(default, with = "crate::spec::opt_duration")]
     pub startup_timeout: Option<Duration>,
     /// Grace period between SIGTERM (the image's stop signal) and SIGKILL when
     /// a container is removed (default 10s).
-    #[serde(default, with = "crate::actions::opt_duration")]
+    #[serde(default, with = "crate::spec::opt_duration")]
     pub stop_timeout: Option<Duration>,
     /// How often the engine is asked for the containers' state (default 2s).
-    #[serde(default, with = "crate::actions::opt_duration")]
+    #[serde(default, with = "crate::spec::opt_duration")]
     pub poll_interval: Option<Duration>,
     /// Timeout of one Engine API call (default 10s; a stop call gets
     /// `stop_timeout` on top).
-    #[serde(default, with = "crate::actions::opt_duration")]
+    #[serde(default, with = "crate::spec::opt_duration")]
     pub api_timeout: Option<Duration>,
 }
 
@@ -85,7 +85,7 @@ impl ProviderBlock for DockerConfig {
             errs.push((at.key("port"), "docker.port: must be 1..=65535".into()));
         }
         if let Some(r) = &self.host_ports {
-            if let Err(e) = crate::config::parse_port_range(r) {
+            if let Err(e) = crate::spec::parse_port_range(r) {
                 errs.push((at.key("host_ports"), format!("docker.host_ports: {e}")));
             }
         }

@@ -29,7 +29,7 @@
 //! - redeploy goes one container at a time (new one healthy before an old one
 //!   goes); if a new one is not healthy within `startup_timeout` the new ones
 //!   are removed and the old ones recreated, and the outcome carries
-//!   [`ActionOutcome::rolled_back`](crate::providers::ActionOutcome). The
+//!   [`ActionOutcome::rolled_back`](crate::model::ActionOutcome). The
 //!   template before the redeploy is kept in the state file (and the image in
 //!   the `homeostat.previous-image` label) for `Rollback`.
 //! - Idempotency: outcomes of the last 100 action ids are kept; a retry of an
@@ -52,8 +52,8 @@ mod tests;
 
 use std::sync::Arc;
 
-use crate::actions::ActionKind;
-use crate::providers::{Provider, ProviderContext, ProviderError};
+use crate::model::{ActionKind, ProviderError};
+use crate::providers::{Provider, ProviderContext};
 
 #[cfg(feature = "docker")]
 pub use adapter::DockerProvider;

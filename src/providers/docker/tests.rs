@@ -17,11 +17,9 @@ use super::client::*;
 use super::config::*;
 use super::spec::*;
 use super::state::*;
-use crate::actions::ActionKind;
-use crate::config::YPath;
-use crate::providers::{
-    ActionOutcome, ActionRequest, CompletedActions, ProviderBlock, ProviderError, ProviderOp,
-};
+use crate::model::{ActionKind, ActionOutcome, ActionRequest, ProviderError, ProviderOp};
+use crate::providers::{CompletedActions, ProviderBlock};
+use crate::spec::YPath;
 
 fn server(status_code: u16, message: &str) -> BErr {
     BErr::DockerResponseServerError {

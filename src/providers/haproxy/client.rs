@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::providers::ProviderError;
+use crate::model::ProviderError;
 
 pub const PROVIDER: &str = "haproxy";
 

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::YPath;
 use crate::providers::ProviderBlock;
+use crate::spec::YPath;
 
 /// Default timeout of one runtime API command.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -56,13 +56,13 @@ pub struct HaproxyConfig {
     pub metrics_port: Option<u16>,
     /// scale_in: how long a drained server may keep its sessions before it is
     /// put into maintenance anyway (default 10s).
-    #[serde(default, with = "crate::actions::opt_duration")]
+    #[serde(default, with = "crate::spec::opt_duration")]
     pub drain_timeout: Option<Duration>,
     /// How often `show servers state` is polled for the agent's view (default 1s).
-    #[serde(default, with = "crate::actions::opt_duration")]
+    #[serde(default, with = "crate::spec::opt_duration")]
     pub poll_interval: Option<Duration>,
     /// Timeout of one runtime API command (default 5s).
-    #[serde(default, with = "crate::actions::opt_duration")]
+    #[serde(default, with = "crate::spec::opt_duration")]
     pub timeout: Option<Duration>,
     /// Grow past the declared slots with `add server` (and shrink with
     /// `del server`); needs a backend with a dynamic balance algorithm.

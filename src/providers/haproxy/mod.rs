@@ -44,7 +44,7 @@ pub mod config;
 
 pub use config::HaproxyConfig;
 
-use crate::actions::ActionKind;
+use crate::model::ActionKind;
 
 /// What a haproxy target can do. redeploy is not among them: HAProxy routes traffic, it does not run the servers.
 pub const KINDS: &[ActionKind] = &{
@@ -70,8 +70,8 @@ pub fn build(
     _target: &str,
     _cfg: &HaproxyConfig,
     _ctx: &crate::providers::ProviderContext,
-) -> Result<std::sync::Arc<dyn crate::providers::Provider>, crate::providers::ProviderError> {
-    Err(crate::providers::ProviderError::Rejected {
+) -> Result<std::sync::Arc<dyn crate::providers::Provider>, crate::model::ProviderError> {
+    Err(crate::model::ProviderError::Rejected {
         provider: "haproxy".into(),
         message: "this homeostat was built without the `haproxy` feature".into(),
     })

@@ -17,12 +17,12 @@ use super::client::{
 };
 use super::config::{self, valid_name, HaproxyConfig, OpenState};
 use super::view::{is_added, Role, View};
-use crate::actions::ActionKind;
 use crate::locks::lock;
-use crate::providers::{
-    ActionOutcome, ActionRequest, CompletedActions, Provider, ProviderContext, ProviderError,
-    ProviderOp, Reconciliation, TargetState,
+use crate::model::{
+    ActionKind, ActionOutcome, ActionRequest, ProviderError, ProviderOp, Reconciliation,
+    TargetState,
 };
+use crate::providers::{CompletedActions, Provider, ProviderContext};
 
 /// `srv_check_state` bit: the health check is administratively enabled.
 const CHK_ST_ENABLED: u32 = 0x04;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::client::*;
 use super::config::*;
 use super::view::View;
-use crate::providers::{ProviderOp, Reconciliation};
+use crate::model::{ProviderOp, Reconciliation};
 
 /// `show servers state web;show stat web 4 -1` as HAProxy 2.6.12 answered it
 /// (stat lines shortened after `check_status`; the columns are looked up by name).

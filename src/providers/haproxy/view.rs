@@ -22,7 +22,7 @@ use serde_json::json;
 
 use super::client::{Server, ADMF_FMAINT};
 use super::config::HaproxyConfig;
-use crate::providers::{InstanceInfo, ProviderOp, Reconciliation, TargetState};
+use crate::model::{InstanceInfo, ProviderOp, Reconciliation, TargetState};
 
 /// A server added with `add server` (its name has the `add_servers` prefix).
 pub fn is_added(cfg: &HaproxyConfig, s: &Server) -> bool {

@@ -19,7 +19,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use super::config::{KubernetesConfig, WorkloadKind};
 use super::state::Workload;
-use crate::providers::ProviderError;
+use crate::model::ProviderError;
 
 pub(super) const PROVIDER: &str = "kubernetes";
 

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::YPath;
 use crate::providers::ProviderBlock;
+use crate::spec::YPath;
 
 /// The workload a target scales.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -67,7 +67,7 @@ pub struct KubernetesConfig {
     #[serde(default)]
     pub metrics_port: Option<u16>,
     /// Timeout of one API call (default 10s).
-    #[serde(default, with = "crate::actions::opt_duration")]
+    #[serde(default, with = "crate::spec::opt_duration")]
     pub api_timeout: Option<Duration>,
     /// Pod label the Service selects on and the workload's selector does not;
     /// `circuit_break` removes it from a pod (out of the Service's endpoints)
@@ -87,11 +87,11 @@ pub struct KubernetesConfig {
     pub container: Option<String>,
     /// How long a rollout (redeploy, rollback) may take before it counts as
     /// stalled and is rolled back (default 5m).
-    #[serde(default, with = "crate::actions::opt_duration")]
+    #[serde(default, with = "crate::spec::opt_duration")]
     pub rollout_timeout: Option<Duration>,
     /// How often the workload and its pods are read for `state()`, and how
     /// often a rollout's progress is checked (default 2s).
-    #[serde(default, with = "crate::actions::opt_duration")]
+    #[serde(default, with = "crate::spec::opt_duration")]
     pub poll_interval: Option<Duration>,
     /// `evict` (default: the Eviction API, PodDisruptionBudgets honoured) or
     /// `delete` (plain delete; no budget is consulted).

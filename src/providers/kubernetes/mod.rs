@@ -58,8 +58,8 @@ mod tests;
 
 use std::sync::Arc;
 
-use crate::actions::ActionKind;
-use crate::providers::{Provider, ProviderContext, ProviderError};
+use crate::model::{ActionKind, ProviderError};
+use crate::providers::{Provider, ProviderContext};
 
 pub use config::KubernetesConfig;
 
@@ -115,13 +115,13 @@ mod adapter {
     use super::config::{FailoverMethod, KubernetesConfig, WorkloadKind};
     use super::state::{self, PodView, Progress, Revision, TemplateChange, Workload};
     use super::CONFLICT_RETRIES;
-    use crate::actions::ActionKind;
     use crate::clock::Clock;
     use crate::locks::lock;
-    use crate::providers::{
-        ActionOutcome, ActionRequest, CompletedActions, Provider, ProviderError, ProviderOp,
-        Reconciliation, TargetState,
+    use crate::model::ActionKind;
+    use crate::model::{
+        ActionOutcome, ActionRequest, ProviderError, ProviderOp, Reconciliation, TargetState,
     };
+    use crate::providers::{CompletedActions, Provider};
 
     const DEFAULT_API_TIMEOUT: Duration = Duration::from_secs(10);
     const DEFAULT_ROLLOUT_TIMEOUT: Duration = Duration::from_secs(240);
@@ -191,7 +191,7 @@ mod adapter {
     }
 
     fn human(d: Duration) -> String {
-        humantime::format_duration(d).to_string()
+        crate::spec::format_duration(d)
     }
 
     /// Pause before retrying after a 409: short, growing.
@@ -207,7 +207,7 @@ mod adapter {
         ) -> Result<Self, ProviderError> {
             let target = target.into();
             let problems =
-                crate::providers::ProviderBlock::check(&cfg, &crate::config::YPath::root());
+                crate::providers::ProviderBlock::check(&cfg, &crate::spec::YPath::root());
             if let Some((_, msg)) = problems.into_iter().next() {
                 return Err(rejected(msg));
             }

@@ -13,7 +13,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, 
 use serde_json::{json, Map, Value};
 
 use super::config::WorkloadKind;
-use crate::providers::{InstanceInfo, Reconciliation};
+use crate::model::{InstanceInfo, Reconciliation};
 
 /// Template annotation: the action id of the redeploy that wrote the template.
 pub const ACTION_ANNOTATION: &str = "homeostat.io/action-id";

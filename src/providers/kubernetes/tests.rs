@@ -14,8 +14,9 @@ use serde_json::{json, Value};
 use super::client::{classify, Call};
 use super::config::*;
 use super::state::*;
-use crate::config::YPath;
-use crate::providers::{ProviderBlock, ProviderError, Reconciliation};
+use crate::model::{ProviderError, Reconciliation};
+use crate::providers::ProviderBlock;
+use crate::spec::YPath;
 
 fn workload(kind: WorkloadKind, replicas: u32, status: WorkloadStatus) -> Workload {
     Workload {

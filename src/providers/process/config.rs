@@ -30,16 +30,16 @@ pub struct ProcessConfig {
     #[serde(default)]
     pub workdir: Option<PathBuf>,
     /// How long a new replica may take to become healthy (default 15s).
-    #[serde(default, with = "crate::actions::opt_duration")]
+    #[serde(default, with = "crate::spec::opt_duration")]
     pub startup_timeout: Option<std::time::Duration>,
     /// Grace period between SIGTERM and SIGKILL (default 10s).
-    #[serde(default, with = "crate::actions::opt_duration")]
+    #[serde(default, with = "crate::spec::opt_duration")]
     pub stop_timeout: Option<std::time::Duration>,
     /// How often replicas' health endpoints are polled for `state()` (default 2s).
-    #[serde(default, with = "crate::actions::opt_duration")]
+    #[serde(default, with = "crate::spec::opt_duration")]
     pub health_interval: Option<std::time::Duration>,
     /// Timeout of one health check (default 1s).
-    #[serde(default, with = "crate::actions::opt_duration")]
+    #[serde(default, with = "crate::spec::opt_duration")]
     pub health_timeout: Option<std::time::Duration>,
     /// Discovery file (Prometheus `file_sd` JSON) listing replicas in traffic.
     /// Default: `<data_dir>/targets/<target>.json`.

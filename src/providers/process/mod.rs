@@ -45,12 +45,12 @@ use nix::sys::signal::Signal;
 use tokio::process::Child;
 use tokio::task::JoinHandle;
 
-use crate::actions::ActionKind;
 use crate::locks::lock;
-use crate::providers::{
-    health, ActionOutcome, ActionRequest, InstanceInfo, Provider, ProviderError, ProviderOp,
+use crate::model::{
+    ActionKind, ActionOutcome, ActionRequest, InstanceInfo, ProviderError, ProviderOp,
     Reconciliation, TargetState,
 };
+use crate::providers::{health, Provider};
 
 pub use config::ProcessConfig;
 use state::{Deployment, PersistedState, Replica};
@@ -136,7 +136,7 @@ impl ProcessProvider {
         if cfg.command.is_empty() {
             return Err(rejected("command is empty"));
         }
-        let ports = crate::config::parse_port_range(&cfg.ports).map_err(rejected)?;
+        let ports = crate::spec::parse_port_range(&cfg.ports).map_err(rejected)?;
         let data_dir = data_dir.as_ref();
         let data_dir = if data_dir.is_absolute() {
             data_dir.to_path_buf()

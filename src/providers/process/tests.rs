@@ -27,19 +27,16 @@ fn cfg(command: &[&str], ports: &str) -> ProcessConfig {
 #[test]
 fn port_ranges() {
     assert_eq!(
-        crate::config::parse_port_range("18100-18199").unwrap(),
+        crate::spec::parse_port_range("18100-18199").unwrap(),
         18100..=18199
     );
     assert_eq!(
-        crate::config::parse_port_range(" 9000 - 9001 ").unwrap(),
+        crate::spec::parse_port_range(" 9000 - 9001 ").unwrap(),
         9000..=9001
     );
-    assert_eq!(
-        crate::config::parse_port_range("8080").unwrap(),
-        8080..=8080
-    );
+    assert_eq!(crate::spec::parse_port_range("8080").unwrap(), 8080..=8080);
     for bad in ["", "a-b", "10-5", "0-10", "1-70000", "-"] {
-        assert!(crate::config::parse_port_range(bad).is_err(), "{bad}");
+        assert!(crate::spec::parse_port_range(bad).is_err(), "{bad}");
     }
 }
 

@@ -13,7 +13,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 use sha2::Sha256;
 
 use super::WebhookError;
-use crate::providers::ProviderError;
+use crate::model::ProviderError;
 
 /// Header carrying the action id; receivers deduplicate on it.
 pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";

@@ -16,7 +16,7 @@ pub struct WebhookConfig {
     #[serde(default)]
     pub secret_env: Option<String>,
     /// Per-request timeout (default 10s).
-    #[serde(default, with = "crate::actions::opt_duration")]
+    #[serde(default, with = "crate::spec::opt_duration")]
     pub timeout: Option<std::time::Duration>,
     /// Extra headers sent with each request.
     #[serde(default)]

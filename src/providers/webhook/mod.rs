@@ -36,10 +36,11 @@ use serde::Serialize;
 
 use self::client::{Secret, WebhookClient};
 use self::config::WebhookConfig;
-use crate::actions::ActionKind;
-use crate::providers::{
-    ActionOutcome, ActionRequest, Provider, ProviderError, ProviderOp, Reconciliation, TargetState,
+use crate::model::{
+    ActionKind, ActionOutcome, ActionRequest, ProviderError, ProviderOp, Reconciliation,
+    TargetState,
 };
+use crate::providers::Provider;
 
 /// The webhook target cannot be set up.
 #[derive(Debug, thiserror::Error)]

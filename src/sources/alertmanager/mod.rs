@@ -33,7 +33,8 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::audit::{AuditEvent, EventKind};
-use crate::clock::{Clock, TimestampMs};
+use crate::clock::Clock;
+use crate::model::TimestampMs;
 use crate::rules::engine::{alert_key, AlertInput, AlertKey};
 use crate::server::MutationPolicy;
 

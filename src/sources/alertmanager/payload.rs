@@ -6,9 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::actions::AlertRef;
-use crate::clock::TimestampMs;
-use crate::labels::Labels;
+use crate::model::{AlertRef, Labels, TimestampMs};
 use crate::rules::engine::AlertInput;
 
 /// The only payload version Alertmanager has ever sent (0.x up to today).

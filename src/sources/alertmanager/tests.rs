@@ -12,10 +12,9 @@ use tower::ServiceExt;
 
 use super::payload::{parse, parse_rfc3339, PayloadError};
 use super::*;
-use crate::actions::{ActionKind, AlertRef};
 use crate::audit::{AuditEvent, EventKind};
 use crate::clock::parse_time;
-use crate::labels::Labels;
+use crate::model::{ActionKind, AlertRef, Labels};
 use crate::rules::engine::{AlertOutcome, Engine};
 use crate::rules::{load_str, Catalog, LoadContext, Rule, RuleSet};
 
@@ -474,7 +473,7 @@ fn decision_event(rule: &str, action_id: Option<&str>, alert: &AlertRef) -> Audi
     let mut ev = AuditEvent::new(EventKind::Decision);
     ev.rule = Some(rule.into());
     ev.action_id = action_id.map(String::from);
-    ev.reason = Some(crate::actions::Reason {
+    ev.reason = Some(crate::model::Reason {
         when: format!("alert {}", alert.name),
         alert: Some(alert.clone()),
         ..Default::default()

@@ -93,7 +93,7 @@ pub fn compile(raw: RawOtlp) -> Result<OtlpConfig, Vec<(&'static str, String)>> 
     };
     let max_body_bytes = match raw.max_body_bytes {
         None => d.max_body_bytes,
-        Some(s) => match crate::config::parse_size(&s) {
+        Some(s) => match crate::spec::parse_size(&s) {
             Ok(0) => {
                 errs.push(("max_body_bytes", "otlp.max_body_bytes: must be > 0".into()));
                 d.max_body_bytes

@@ -191,12 +191,6 @@ pub struct Batch {
     pub rejected: HashMap<Rejection, u64>,
 }
 
-impl Batch {
-    pub fn rejected_total(&self) -> u64 {
-        self.rejected.values().sum()
-    }
-}
-
 fn service_name(r: &opentelemetry_proto::tonic::trace::v1::ResourceSpans) -> String {
     r.resource
         .as_ref()

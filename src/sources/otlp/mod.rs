@@ -39,9 +39,9 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use prost::Message;
 
-use crate::clock::{Clock, TimestampMs};
-use crate::labels::{Labels, METRIC_NAME};
+use crate::clock::Clock;
 use crate::locks::lock;
+use crate::model::{Labels, TimestampMs, METRIC_NAME};
 use crate::store::SharedStore;
 pub use config::OtlpConfig;
 use convert::{Agg, Batch, DecodeError, Encoding, Rejection, SpanKey};

@@ -432,7 +432,8 @@ fn exemplars_keep_slowest_and_recent_failures_within_the_window() {
 
 #[test]
 fn rule_queries_over_span_series_and_decisions_carry_trace_ids() {
-    use crate::rules::{Engine, QueryOutcome};
+    use crate::model::QueryOutcome;
+    use crate::rules::Engine;
     let (rx, store) = receiver(OtlpConfig {
         exemplars_per_series: 1,
         ..small_buckets()
@@ -467,7 +468,7 @@ fn rule_queries_over_span_series_and_decisions_carry_trace_ids() {
     let yaml = "groups:\n  - name: g\n    rules:\n      - name: errors\n        queries:\n          ratio: 'sum by (service)(rate(traces_spans_total{status_code=\"STATUS_CODE_ERROR\"}[1m])) / sum by (service)(rate(traces_spans_total[1m]))'\n        when: ratio > 0.1\n        action: { kind: scale_out, target: app }\n";
     let cat = std::collections::BTreeMap::from([(
         "app".to_string(),
-        &crate::actions::ActionKind::ALL as &'static [crate::actions::ActionKind],
+        &crate::model::ActionKind::ALL as &'static [crate::model::ActionKind],
     )]);
     let ctx = crate::rules::LoadContext {
         catalog: &cat,

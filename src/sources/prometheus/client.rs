@@ -10,10 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::config::{SourceAuth, SourceConfig};
-use crate::clock::TimestampMs;
-use crate::labels::Labels;
-use crate::query::Sample;
-use crate::rules::SourceFailure;
+use crate::model::{Labels, Sample, SourceFailure, TimestampMs};
 
 /// Longest server message kept in an error (Prometheus repeats the query).
 const MAX_MESSAGE: usize = 512;

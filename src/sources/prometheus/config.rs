@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::{parse_duration, SourceFile, YPath};
+use crate::spec::{parse_duration, SourceFile, YPath};
 
 /// Default per-query timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);

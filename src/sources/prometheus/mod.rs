@@ -18,8 +18,7 @@ use std::sync::Arc;
 pub use client::{ClientError, PrometheusClient, QueryResult};
 pub use config::{RawSource, Secret, SourceAuth, SourceConfig, SourceTls};
 
-use crate::clock::TimestampMs;
-use crate::rules::{QueryOutcome, SourceFailure};
+use crate::model::{QueryOutcome, SourceFailure, TimestampMs};
 
 /// A client per configured source.
 #[derive(Debug, Clone, Default)]

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::client::{classify, form_encode, format_time};
 use super::*;
-use crate::rules::SourceFailure;
+use crate::model::SourceFailure;
 
 const EP: &str = "http://p/api/v1/query";
 const T: Duration = Duration::from_secs(1);
@@ -370,7 +370,7 @@ async fn unreachable_and_unconfigured_sources_are_http_errors() {
 fn remote_rule(kind: &str, on_no_data: &str) -> crate::rules::Rule {
     let cat: crate::rules::Catalog = std::collections::BTreeMap::from([(
         "app".to_string(),
-        &crate::actions::ActionKind::ALL as &'static [crate::actions::ActionKind],
+        &crate::model::ActionKind::ALL as &'static [crate::model::ActionKind],
     )]);
     let ctx = crate::rules::LoadContext {
         catalog: &cat,

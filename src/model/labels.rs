@@ -94,11 +94,6 @@ impl Labels {
                 .collect(),
         )
     }
-
-    /// True if every label of `other` has the same value here.
-    pub fn contains_all(&self, other: &Labels) -> bool {
-        other.iter().all(|(k, v)| self.get(k) == Some(v))
-    }
 }
 
 impl fmt::Display for Labels {

@@ -1,0 +1,11 @@
+//! What config and rule files are made of, below their meaning: positioned
+//! YAML (file:line:column for every diagnostic) and the units users write
+//! (durations, sizes, port ranges).
+//!
+//! A leaf: imports nothing of ours. Must not know what any field means; the
+//! modules that own a file format (config, rules, each provider) do.
+pub mod units;
+pub mod yaml;
+
+pub use units::{format_duration, opt_duration, parse_duration, parse_port_range, parse_size};
+pub use yaml::{Diagnostic, SourceFile, YPath};

@@ -86,8 +86,13 @@ struct AuditArgs {
     #[command(subcommand)]
     verify: Option<AuditCommand>,
     /// Directory holding the audit log (the agent's `<data_dir>/audit`).
-    #[arg(short, long, default_value = "data/audit", global = true)]
-    dir: PathBuf,
+    /// Default: found from `--config`, else `data/audit`.
+    #[arg(short, long, global = true, conflicts_with = "config")]
+    dir: Option<PathBuf>,
+    /// The agent's config: its log is `<data_dir>/audit`, with `data_dir`
+    /// resolved as the agent resolves it (relative to the config file).
+    #[arg(short, long, global = true)]
+    config: Option<PathBuf>,
     /// Only events newer than this: a duration ago (`10m`, `2h`) or an RFC 3339 time.
     #[arg(long)]
     since: Option<String>,
@@ -245,10 +250,34 @@ fn check(config: &std::path::Path) -> ExitCode {
     }
 }
 
+/// The log directory `homeostat audit` reads: `--dir`, else the config's
+/// `<data_dir>/audit`, else `data/audit`; refused when it holds no log.
+fn audit_dir(args: &AuditArgs) -> anyhow::Result<PathBuf> {
+    let dir = match (&args.dir, &args.config) {
+        (Some(d), _) => d.clone(),
+        (None, Some(config)) => match homeostat::config::load(config) {
+            Ok(c) => c.data_dir.join("audit"),
+            Err(diags) => {
+                for d in &diags {
+                    eprintln!("{d}");
+                }
+                anyhow::bail!(
+                    "cannot find the audit log: {} does not load",
+                    config.display()
+                );
+            }
+        },
+        (None, None) => PathBuf::from("data/audit"),
+    };
+    homeostat::audit::existing_log(&dir)?;
+    Ok(dir)
+}
+
 fn audit(args: AuditArgs) -> anyhow::Result<ExitCode> {
     use homeostat::audit;
+    let dir = audit_dir(&args)?;
     if let Some(AuditCommand::Verify) = args.verify {
-        let report = audit::verify(&args.dir)?;
+        let report = audit::verify(&dir)?;
         println!("{report}");
         return Ok(if report.is_ok() {
             ExitCode::SUCCESS
@@ -267,9 +296,9 @@ fn audit(args: AuditArgs) -> anyhow::Result<ExitCode> {
     )?;
     let mut out = std::io::stdout().lock();
     if args.follow {
-        audit::cli::follow(&args.dir, &filter, args.json, &mut out, || false)?;
+        audit::cli::follow(&dir, &filter, args.json, &mut out, || false)?;
     } else {
-        audit::cli::show(&args.dir, &filter, args.json, &mut out)?;
+        audit::cli::show(&dir, &filter, args.json, &mut out)?;
     }
     Ok(ExitCode::SUCCESS)
 }

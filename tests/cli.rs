@@ -305,3 +305,58 @@ fn help_of_every_command_mentions_its_options() {
     let out = homeostat(&["frobnicate"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn audit_refuses_a_directory_without_a_log_and_finds_it_from_the_config() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A config elsewhere whose relative data_dir resolves next to it, not
+    // next to where the command runs.
+    let conf_dir = tmp.path().join("etc");
+    std::fs::create_dir_all(&conf_dir).unwrap();
+    let config = conf_dir.join("homeostat.yaml");
+    std::fs::write(&config, "data_dir: ./state\n").unwrap();
+    let log_dir = conf_dir.join("state/audit");
+    let log = homeostat::audit::AuditLog::open(&log_dir, 0).unwrap();
+    let mut ev = AuditEvent::new(EventKind::AgentStarted);
+    ev.actor = Some("test".into());
+    log.append(ev, 1_700_000_000_000).unwrap();
+    drop(log);
+    let config_s = config.to_str().unwrap();
+
+    let out = homeostat(&["audit", "-c", config_s, "--json"]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    let shown = json_lines(&text(&out).0);
+    assert_eq!(shown, homeostat::audit::read_all(&log_dir).unwrap());
+    let out = homeostat(&["audit", "verify", "-c", config_s]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    assert!(text(&out).0.contains("OK: 1 events"), "{:?}", text(&out));
+
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let missing = tmp.path().join("missing");
+    for (dir, why) in [
+        (&empty, "holds no audit files"),
+        (&missing, "does not exist"),
+        (&config, "not a directory"),
+    ] {
+        for args in [
+            vec!["audit", "--dir", dir.to_str().unwrap()],
+            vec!["audit", "verify", "--dir", dir.to_str().unwrap()],
+        ] {
+            let out = homeostat(&args);
+            let (stdout, stderr) = text(&out);
+            assert_eq!(out.status.code(), Some(1), "{args:?}: {stdout}{stderr}");
+            assert!(!stdout.contains("OK"), "{args:?}: {stdout}");
+            assert!(
+                stderr.contains("no audit log in") && stderr.contains(why),
+                "{args:?}: {stderr}"
+            );
+        }
+    }
+    // A config that does not load says so instead of guessing a directory.
+    let bad = tmp.path().join("bad.yaml");
+    std::fs::write(&bad, "data_dirr: x\n").unwrap();
+    let out = homeostat(&["audit", "-c", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).1.contains("does not load"), "{:?}", text(&out));
+}

@@ -44,6 +44,30 @@ pub fn list_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>, AuditError> {
     Ok(files)
 }
 
+/// The log files of `dir`, refusing a directory that holds none: for readers
+/// a person points at a path (`homeostat audit`, `audit verify`), where an
+/// empty answer would hide a wrong path. The agent itself starts on an empty
+/// directory and uses [`list_files`].
+pub fn existing_log(dir: &Path) -> Result<Vec<(u64, PathBuf)>, AuditError> {
+    let no_log = |why| AuditError::NoLog {
+        path: dir.to_path_buf(),
+        why,
+    };
+    match std::fs::metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(no_log("the directory does not exist"))
+        }
+        Err(e) => return Err(AuditError::io(dir, e)),
+        Ok(m) if !m.is_dir() => return Err(no_log("it is not a directory")),
+        Ok(_) => {}
+    }
+    let files = list_files(dir)?;
+    if files.is_empty() {
+        return Err(no_log("the directory holds no audit files"));
+    }
+    Ok(files)
+}
+
 /// One raw line of a log file.
 #[derive(Debug)]
 pub(crate) struct RawLine {

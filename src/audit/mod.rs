@@ -97,7 +97,7 @@ mod verify;
 mod writer;
 
 pub use event::*;
-pub use files::{list_files, FILE_PREFIX, FILE_SUFFIX};
+pub use files::{existing_log, list_files, FILE_PREFIX, FILE_SUFFIX};
 pub use line::{redact_event, GENESIS_HASH};
 pub use read::{
     events, open_actions, query, read_all, read_all_with_warnings, AuditFilter, EventIter,
@@ -138,6 +138,8 @@ pub enum AuditError {
     BadSince { value: String },
     #[error("unknown audit event {value:?}: expected a name of DESIGN.md §5 such as decision, suppressed, action_started, action_succeeded, action_failed")]
     BadEvent { value: String },
+    #[error("no audit log in {}: {why} (the agent writes audit-NNNNNN.jsonl files into <data_dir>/audit; pass the agent's config with -c, or the right --dir)", path.display())]
+    NoLog { path: PathBuf, why: &'static str },
 }
 
 impl AuditError {

@@ -9,9 +9,6 @@
 2. README.md opens with the two commands that must keep working: its first
    fenced code block contains `cargo run --release -- demo`, its second
    `bash .ci/run`, and both come before the first `## ` heading.
-3. README.md's "## Metrics" table is the same as the one in docs/metrics.md
-   (tests/prometheus_scrapes_us.rs reads the README copy; drop this check
-   and the copy once that test reads docs/metrics.md).
 
 Usage: python3 scripts/check_docs.py [--root DIR]   (exit 1 listing every problem)
        python3 scripts/check_docs.py --self-test    (proves each check can fail)
@@ -178,42 +175,8 @@ def check_readme_commands(root):
     return problems
 
 
-def section_table(text, heading):
-    """The first table (lines starting with '|') after the heading line `heading`."""
-    lines = text.split("\n")
-    try:
-        i = next(k for k, l in enumerate(lines) if l.strip() == heading)
-    except StopIteration:
-        return None
-    table = []
-    for l in lines[i + 1:]:
-        if l.startswith("|"):
-            table.append(l.rstrip())
-        elif table or (l.startswith("#") and l.strip() != heading):
-            break
-    return table
-
-
-def check_metrics_copy(root):
-    readme = os.path.join(root, "README.md")
-    page = os.path.join(root, "docs", "metrics.md")
-    if not (os.path.isfile(readme) and os.path.isfile(page)):
-        return []  # the link and command checks already report a missing README
-    with open(readme, encoding="utf-8") as f:
-        a = section_table(f.read(), "## Metrics")
-    with open(page, encoding="utf-8") as f:
-        b = section_table(f.read(), "# Metrics")
-    if not a:
-        return ["README.md: no table under '## Metrics' (tests/prometheus_scrapes_us.rs reads it)"]
-    if a != b:
-        diff = [f"  README: {x}" for x in a if x not in (b or [])] + \
-               [f"  docs/metrics.md: {x}" for x in (b or []) if x not in a]
-        return ["README.md '## Metrics' table differs from docs/metrics.md:"] + diff
-    return []
-
-
 def run(root, counted=None):
-    return check_links(root, counted) + check_readme_commands(root) + check_metrics_copy(root)
+    return check_links(root, counted) + check_readme_commands(root)
 
 
 # ------------------------------------------------------------------ self-test
@@ -280,9 +243,6 @@ def self_test():
         ("commands after the first ## heading",
          {"README.md": "# x\n\n## Intro\n\n" + GOOD_README.split("\n", 2)[2]},
          ["comes after the first ## heading"]),
-        ("metrics table copy drifted",
-         {"docs/metrics.md": "# Metrics\n\n| family |\n|---|\n| `homeostat_y` |\n"},
-         ["differs from docs/metrics.md", "docs/metrics.md: | `homeostat_y` |"]),
     ]
     failures = 0
     for name, overrides, expected in cases:

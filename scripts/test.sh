@@ -44,6 +44,10 @@ echo "== dashboard: every metric and label it uses exists; promtool parses every
 python3 dashboards/check_dashboard.py --self-test
 python3 dashboards/check_dashboard.py --promtool
 
+echo "== docs: every relative link resolves; README opens with the two commands"
+python3 scripts/check_docs.py --self-test
+python3 scripts/check_docs.py
+
 echo "== clippy"
 cargo clippy --all-targets --locked -- -D warnings
 # The provider adapters are features: the slim build (process + webhook) must build too.

@@ -1266,7 +1266,7 @@ async fn statefulset_scale_quarantine_redeploy_and_rollback() {
     .await
     .unwrap();
 
-    // The permissions a StatefulSet target needs (README, rbac.yaml's comment).
+    // The permissions a StatefulSet target needs (docs/providers/kubernetes.md, rbac.yaml's comment).
     let want: std::collections::BTreeSet<(String, String)> = [
         ("get", "statefulsets"),
         ("patch", "statefulsets"),

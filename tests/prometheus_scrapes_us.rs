@@ -1,9 +1,9 @@
 //! A real Prometheus scrapes the running agent with the scrape config users
 //! copy (`deploy/prometheus/homeostat-scrape.yaml`); through Prometheus's HTTP
-//! API, `up{job="homeostat"}` is 1 and every `homeostat_*` family the README's
-//! metrics table documents has samples.
+//! API, `up{job="homeostat"}` is 1 and every `homeostat_*` family the
+//! table of docs/metrics.md documents has samples.
 //!
-//! The README table is parsed here, so the documentation and this test cannot
+//! The docs/metrics.md table is parsed here, so the documentation and this test cannot
 //! drift apart. Families that only get samples after something happens are
 //! made to: a rule fires and acts through a webhook (decisions, actions, action
 //! duration), the agent scrapes itself and a dead address (scrape families,
@@ -68,15 +68,11 @@ impl Drop for Proc {
     }
 }
 
-/// Every family named in the first column of the README's "## Metrics" table.
+/// Every family named in the first column of the table of docs/metrics.md.
 fn documented_families() -> Vec<String> {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
-        .expect("README.md");
-    let section = readme
-        .split("\n## Metrics")
-        .nth(1)
-        .expect("README has a '## Metrics' section");
-    let section = section.split("\n## ").next().unwrap_or(section);
+    // docs/metrics.md is the metrics page: its one table lists every family.
+    let section = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/metrics.md"))
+        .expect("docs/metrics.md");
     let mut out = Vec::new();
     for line in section.lines().filter(|l| l.starts_with('|')) {
         let first = line.split('|').nth(1).unwrap_or("");
@@ -88,7 +84,7 @@ fn documented_families() -> Vec<String> {
     }
     assert!(
         out.len() >= 10,
-        "README metrics table parsed into too few families: {out:?}"
+        "docs/metrics.md table parsed into too few families: {out:?}"
     );
     out
 }

@@ -113,7 +113,7 @@ pub fn run_str(path: &Path, text: &str) -> Result<FileReport, RuleTestError> {
         return Err(invalid(
             "rule_files names Prometheus rule files, which homeostat cannot run (it has no \
              recording or alerting rules); remediation rules are tested with `targets` and \
-             `action_tests` (see README)"
+             `action_tests` (see docs/testing-rules.md)"
                 .into(),
         ));
     }

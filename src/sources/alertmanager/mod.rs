@@ -7,7 +7,7 @@
 //! the audit log ([`acted_alerts`]). Must not decide anything: the agent,
 //! through [`AlertReceiver`], runs the rules, the guard and the executor.
 //!
-//! Semantics (README "Alertmanager triggers"):
+//! Semantics (docs/rules.md, "Alertmanager triggers"):
 //! - Trigger rules are evaluated when a delivery arrives, not on the group tick.
 //! - Only `firing` alerts act; a `resolved` alert removes the rule instance and
 //!   never acts.

@@ -235,7 +235,7 @@ async fn shutdown_signal() {
 }
 
 fn check(config: &std::path::Path) -> ExitCode {
-    match homeostat::rules::check(config) {
+    match homeostat::agent::check(config) {
         Ok(summary) => {
             println!("{summary}");
             ExitCode::SUCCESS

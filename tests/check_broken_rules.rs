@@ -1,8 +1,8 @@
 //! `check` on the broken fixtures: every error, with its exact position, at once.
 use std::path::Path;
 
+use homeostat::agent;
 use homeostat::model::ActionKind;
-use homeostat::rules;
 
 const CONFIG: &str = "tests/fixtures/broken/homeostat.yaml";
 const R: &str = "tests/fixtures/broken/rules/";
@@ -10,7 +10,7 @@ const R: &str = "tests/fixtures/broken/rules/";
 /// Every error in tests/fixtures/broken/rules, in the order `check` sorts them.
 const EXPECTED: &[&str] = &[
     "01_bad_yaml.yaml:6:9: did not find expected ',' or '}', while parsing a flow mapping",
-    "02_unknown_field.yaml:7:9: rule \"typo\": unknown field `whenn`, expected one of `name`, `description`, `queries`, `when`, `for`, `keep_firing_for`, `cooldown`, `on_no_data`, `mode`, `approval`, `action`, `labels`, `annotations`, `trigger`",
+    "02_unknown_field.yaml:7:9: rule \"typo\": unknown field `whenn`, expected one of `name`, `description`, `queries`, `when`, `for`, `keep_firing_for`, `cooldown`, `on_no_data`, `mode`, `approval`, `action`, `labels`, `annotations`, `trigger`; did you mean `when`?",
     "03_durations.yaml:3:15: group \"durations\": interval: invalid duration \"5 seconds\": missing unit (ms, s, m, h, d, w, y)",
     "03_durations.yaml:9:14: rule \"bad-for\": for: invalid duration \"30\": missing unit (ms, s, m, h, d, w, y)",
     "03_durations.yaml:10:26: rule \"bad-for\": keep_firing_for: invalid duration \"1fortnight\": unknown unit \"fortnight\" (ms, s, m, h, d, w, y)",
@@ -36,7 +36,7 @@ const EXPECTED: &[&str] = &[
     "08_duplicates.yaml:10:9: rule \"alertmanager\": for cannot be used with trigger: (the alert decides when the rule fires; put `for` in the Prometheus alerting rule)",
 ];
 
-fn got(result: Result<rules::CheckSummary, Vec<homeostat::spec::Diagnostic>>) -> Vec<String> {
+fn got(result: Result<agent::CheckSummary, Vec<homeostat::spec::Diagnostic>>) -> Vec<String> {
     match result {
         Ok(s) => panic!("broken fixtures passed check: {s}"),
         Err(d) => d.iter().map(|d| d.to_string()).collect(),
@@ -62,7 +62,7 @@ fn expected(extra: &[&str]) -> Vec<String> {
 
 #[test]
 fn every_error_is_reported_at_once_with_its_position() {
-    let got = got(rules::check(Path::new(CONFIG)));
+    let got = got(agent::check(Path::new(CONFIG)));
     let want = expected(&[]);
     for w in &want {
         assert!(
@@ -79,7 +79,7 @@ fn every_error_is_reported_at_once_with_its_position() {
 
 #[test]
 fn every_fixture_file_contributes_an_error() {
-    let got = got(rules::check(Path::new(CONFIG)));
+    let got = got(agent::check(Path::new(CONFIG)));
     for entry in std::fs::read_dir(R).unwrap() {
         let name = entry.unwrap().file_name().to_string_lossy().to_string();
         assert!(
@@ -93,8 +93,8 @@ fn every_fixture_file_contributes_an_error() {
 fn unsupported_kind_is_rejected_with_the_provider_catalog() {
     // The built-in providers support every kind; a catalog where the webhook
     // target cannot redeploy shows the capability check.
-    let got = got(rules::check_with(Path::new(CONFIG), |cfg| {
-        let mut c = rules::catalog_for(cfg);
+    let got = got(agent::check_with(Path::new(CONFIG), |cfg| {
+        let mut c = agent::catalog_for(cfg);
         c.insert(
             "hook".into(),
             &[ActionKind::ScaleOut, ActionKind::ScaleIn][..],
@@ -116,7 +116,7 @@ fn a_broken_config_is_reported_before_rules() {
         "rule_files: [nothing/*.yaml]\nscrape:\n  interval: 1s\n  timeout: 2s\n",
     )
     .unwrap();
-    let first = got(rules::check(&cfg));
+    let first = got(agent::check(&cfg));
     assert_eq!(first.len(), 1, "{first:?}");
     assert!(
         first[0].ends_with(
@@ -125,7 +125,7 @@ fn a_broken_config_is_reported_before_rules() {
         "{first:?}"
     );
     std::fs::write(&cfg, "rule_files: [nothing/*.yaml]\n").unwrap();
-    let second = got(rules::check(&cfg));
+    let second = got(agent::check(&cfg));
     assert!(
         second[0].ends_with("homeostat.yaml:1:14: rule_files: \"nothing/*.yaml\" matches no files"),
         "{second:?}"
@@ -134,7 +134,7 @@ fn a_broken_config_is_reported_before_rules() {
 
 #[test]
 fn shipped_rule_files_pass_check() {
-    let summary = match rules::check(Path::new("tests/fixtures/examples/homeostat.yaml")) {
+    let summary = match agent::check(Path::new("tests/fixtures/examples/homeostat.yaml")) {
         Ok(s) => s,
         Err(d) => panic!(
             "{}",
@@ -151,8 +151,8 @@ fn shipped_rule_files_pass_check() {
 #[test]
 fn demo_rules_are_fast_enough_for_a_two_minute_demo() {
     let cfg = homeostat::config::load(Path::new("tests/fixtures/examples/homeostat.yaml")).unwrap();
-    let cat = rules::catalog_for(&cfg);
-    let set = rules::load_rules(&cfg, &cat).unwrap();
+    let cat = agent::catalog_for(&cfg);
+    let set = agent::load_rules(&cfg, &cat).unwrap();
     let demo = set.groups.iter().find(|g| g.name == "demo").unwrap();
     assert!(demo.interval <= std::time::Duration::from_secs(2));
     let kinds: Vec<ActionKind> = demo.rules.iter().map(|r| r.action.kind).collect();
@@ -215,7 +215,7 @@ targets:
         ));
     }
     std::fs::write(dir.path().join("rules/r.yaml"), rules).unwrap();
-    let got = got(rules::check(&cfg));
+    let got = got(agent::check(&cfg));
     let file = dir.path().join("rules/r.yaml").display().to_string();
     assert_eq!(
         got,

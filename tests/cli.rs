@@ -29,7 +29,7 @@ fn check_prints_every_diagnostic_with_its_position_and_fails() {
     assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
     // The library's diagnostics (pinned one by one in tests/check_broken_rules.rs)
     // are exactly what the command prints, one per line, in the same order.
-    let diags = match homeostat::rules::check(Path::new(BROKEN)) {
+    let diags = match homeostat::agent::check(Path::new(BROKEN)) {
         Ok(s) => panic!("broken fixtures passed: {s}"),
         Err(d) => d,
     };

@@ -16,10 +16,11 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::circuit::CircuitTransition;
+use super::detail::StartedDetail;
 use super::intent::{new_action_id, Intent};
 use super::journal::{
     circuit_event, intent_event, outcome_detail, reconciled_detail, started_event, Journal,
-    SinkError, StartedDetail,
+    SinkError,
 };
 use crate::audit::EventKind;
 use crate::clock::Clock;

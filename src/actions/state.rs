@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use super::circuit::{CircuitBook, CircuitChange};
-use super::journal::{DecisionDetail, OutcomeDetail, ReconciledDetail, StartedDetail};
+use super::detail::{DecisionDetail, OutcomeDetail, ReconciledDetail, StartedDetail};
 use super::types::Decision;
 use crate::audit::{AuditEvent, EventKind};
 use crate::model::{

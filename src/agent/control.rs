@@ -103,7 +103,7 @@ impl Agent {
 impl crate::sources::alertmanager::AlertReceiver for Control {
     fn receive(
         &self,
-        alerts: Vec<crate::rules::engine::AlertInput>,
+        alerts: Vec<crate::model::AlertInput>,
         now: TimestampMs,
     ) -> crate::sources::alertmanager::Receipt {
         self.0.receive_alerts(&alerts, now)

@@ -225,3 +225,70 @@ targets:
         ]
     );
 }
+
+const CHECK: &str = "tests/fixtures/check/";
+
+fn check_files(files: &[&str]) -> Vec<String> {
+    let files: Vec<std::path::PathBuf> =
+        files.iter().map(|f| format!("{CHECK}{f}").into()).collect();
+    got(agent::check_files(Path::new(CONFIG), &files))
+}
+
+#[test]
+fn conditions_that_would_fail_at_run_time_are_load_errors_with_a_hint() {
+    let hint = "(when is an evalexpr expression over the query values)";
+    assert_eq!(
+        check_files(&["when.yaml"]),
+        [
+            format!("{CHECK}when.yaml:8:15: rule \"not-a-condition\": when: needs true or false, but finds a number (2) with every query at 1: compare values, e.g. p99 > 1"),
+            format!("{CHECK}when.yaml:12:15: rule \"assigns\": when: \"=\" assigns; compare with =="),
+            format!("{CHECK}when.yaml:16:26: rule \"promql-and\": when: \"and\" is PromQL; write && {hint}"),
+            format!("{CHECK}when.yaml:20:26: rule \"promql-or\": when: \"or\" is PromQL; write || {hint}"),
+            format!("{CHECK}when.yaml:24:15: rule \"half-a-condition\": when: needs true or false, but finds a number (1) with every query at 1: compare values, e.g. p99 > 1"),
+        ]
+    );
+}
+
+#[test]
+fn unknown_and_mistyped_fields_hide_no_other_error() {
+    let rule = "`name`, `description`, `queries`, `when`, `for`, `keep_firing_for`, `cooldown`, `on_no_data`, `mode`, `approval`, `action`, `labels`, `annotations`, `trigger`";
+    let action = "`kind`, `target`, `step`, `factor`, `metric`, `target_value`, `tolerance`, `stabilization_window`, `instance`, `open_for`, `max_open_share`, `version`, `command`, `env`, `rollback`";
+    assert_eq!(
+        check_files(&["fields.yaml"]),
+        [
+            format!("{CHECK}fields.yaml:5:5: group \"fields\": unknown field `intervl`, expected one of `name`, `interval`, `rules`; did you mean `interval`?"),
+            format!("{CHECK}fields.yaml:10:9: rule \"typos\": unknown field `coldown`, expected one of {rule}; did you mean `cooldown`?"),
+            // The rest of the rule is still checked: its duration, its target, its action's fields.
+            format!("{CHECK}fields.yaml:11:14: rule \"typos\": for: invalid duration \"30\": missing unit (ms, s, m, h, d, w, y)"),
+            format!("{CHECK}fields.yaml:12:44: rule \"typos\": action: unknown target \"nope\" (known: app, hook)"),
+            format!("{CHECK}fields.yaml:12:50: rule \"typos\": action: unknown field `stpe`, expected one of {action}; did you mean `step`?"),
+            format!("{CHECK}fields.yaml:16:30: rule \"wrong-types\": queries.r: unknown field `exprr`, expected `source` or `expr`; did you mean `expr`?"),
+            // Wrong types are reported field by field, not just the first.
+            format!("{CHECK}fields.yaml:18:15: rule \"wrong-types\": mode: unknown variant `fast`, expected `enforce` or `dry_run`"),
+            format!("{CHECK}fields.yaml:19:17: rule \"wrong-types\": labels: invalid type: sequence, expected a map"),
+        ]
+    );
+}
+
+#[test]
+fn check_files_checks_the_given_files_instead_of_the_configs() {
+    // The config names broken rule files; only the given one is checked.
+    let files = [std::path::PathBuf::from(format!("{CHECK}good.yaml"))];
+    let summary = agent::check_files(Path::new(CONFIG), &files).expect("good.yaml passes");
+    assert_eq!(
+        (
+            summary.rule_files,
+            summary.groups,
+            summary.rules,
+            summary.targets
+        ),
+        (1, 1, 1, 2)
+    );
+    // Several files: every error of each.
+    let both = check_files(&["when.yaml", "fields.yaml"]);
+    assert_eq!(both.len(), 13, "{both:#?}");
+    assert!(
+        both[0].starts_with(&format!("{CHECK}fields.yaml:")),
+        "sorted by file: {both:#?}"
+    );
+}

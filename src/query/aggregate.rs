@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use super::api::format_value;
 use super::compile::{AggOp, Grouping};
-use super::eval::{Elem, Val};
 use super::functions::quantile;
+use super::value::{Elem, Val};
 use super::EvalError;
 use crate::model::{is_label_name, Labels, METRIC_NAME};
 

@@ -39,6 +39,7 @@ mod eval;
 mod functions;
 #[cfg(test)]
 mod tests;
+mod value;
 
 pub use api::{api_json, format_value};
 use compile::Node;

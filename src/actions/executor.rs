@@ -164,7 +164,8 @@ impl Executor {
     }
 
     /// Fix the jitter sequence (tests).
-    pub fn with_seed(self, seed: u64) -> Self {
+    #[cfg(test)]
+    pub(crate) fn with_seed(self, seed: u64) -> Self {
         Self {
             rng: Mutex::new(StdRng::seed_from_u64(seed)),
             ..self

@@ -1,11 +1,11 @@
 //! Rule files, their validation, and the per-label-set rule state machine.
 //!
 //! Owns: the rule file format (DESIGN.md §3) and loading given files in a
-//! given context, with positioned errors ([`load`], [`action`], [`when`]);
-//! templates ([`template`]); the Prometheus-like state machine that turns
-//! query outcomes into [`crate::actions::Decision`]s ([`state`], [`join`],
-//! [`decision`]); Alertmanager trigger rules ([`alerts`]); and the engine that
-//! keeps every rule's state ([`engine`]). Must not read the clock, the store,
+//! given context, with positioned errors (`load`, `action`, `when`);
+//! templates (`template`); the Prometheus-like state machine that turns
+//! query outcomes into [`crate::actions::Decision`]s (`state`, `join`,
+//! `decision`); Alertmanager trigger rules (`alerts`); and the engine that
+//! keeps every rule's state (`engine`). Must not read the clock, the store,
 //! the network or the agent config: the agent evaluates the queries and
 //! passes their outcomes and `now` in, and says which targets and sources
 //! exist.

@@ -468,11 +468,15 @@ fn read_rule(src: &mut SourceFile, doc: &Value, rp: &YPath, what: &str) -> Extra
                 let naming = Naming { what, base: &base };
                 let got =
                     src.extract_all::<RawRemoteQuery>(doc, &qp.key(&name), naming, |_, _, _| {});
-                if got.value.is_none() {
-                    queries.shift_remove(name.as_str());
-                    reported.insert(base);
-                } else if let Some(node) = got.node {
-                    queries.insert(Value::String(name), node);
+                match (got.clean, got.value, got.node) {
+                    (true, ..) => {}
+                    (false, Some(_), Some(node)) => {
+                        queries.insert(Value::String(name), node);
+                    }
+                    _ => {
+                        queries.shift_remove(name.as_str());
+                        reported.insert(base);
+                    }
                 }
             }
         }
@@ -495,8 +499,9 @@ fn nested<T: serde::de::DeserializeOwned>(
     }
     let naming = Naming { what, base: key };
     let got = src.extract_all::<T>(doc, &rp.key(key), naming, |_, _, _| {});
-    match got.node {
-        Some(node) if got.value.is_some() => {
+    match (got.clean, got.value, got.node) {
+        (true, ..) => {}
+        (false, Some(_), Some(node)) => {
             map.insert(Value::String(key.to_string()), node);
         }
         _ => {

@@ -64,8 +64,8 @@ pub struct Extracted<T> {
     pub value: Option<T>,
     /// Nothing was wrong with the node.
     pub clean: bool,
-    /// The node without its bad and unknown fields, for a caller that reads an
-    /// enclosing node (`None` when nothing usable is left).
+    /// When not `clean`: the node without its bad and unknown fields, for a
+    /// caller that reads an enclosing node (`None` when nothing usable is left).
     pub node: Option<Value>,
     /// Fields reported as bad, and fields an unknown name was probably meant
     /// as: the caller should not also report them as missing.
@@ -124,7 +124,7 @@ impl SourceFile {
                 return Extracted {
                     value: Some(v),
                     clean: true,
-                    node: node_at(doc, path).cloned(),
+                    node: None,
                     reported: BTreeSet::new(),
                 }
             }

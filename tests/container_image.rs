@@ -148,7 +148,7 @@ async fn the_local_image_and_the_compose_setup_run_and_prometheus_scrapes_the_ag
     let agent_container = format!("{project}_homeostat_1");
     let deadline = Deadline::after(PATIENCE * 2);
     let (mut scraped, mut healthy, mut demo_up) = (false, false, false);
-    while !(scraped && healthy && demo_up) && !deadline.passed() {
+    while (!scraped || !healthy || !demo_up) && !deadline.passed() {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let q = format!(
             "http://127.0.0.1:{prom_port}/api/v1/query?query=up%7Bjob%3D%22homeostat%22%7D"

@@ -16,12 +16,12 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::circuit::CircuitTransition;
-use super::detail::StartedDetail;
 use super::intent::{new_action_id, Intent};
 use super::journal::{
     circuit_event, intent_event, outcome_detail, reconciled_detail, started_event, Journal,
     SinkError,
 };
+use crate::audit::detail::StartedDetail;
 use crate::audit::EventKind;
 use crate::clock::Clock;
 use crate::model::{
@@ -492,7 +492,7 @@ impl CircuitTransition {
     /// The intent that carries out this transition (origin `circuit`: it does
     /// not count for cooldowns or the hourly rate limit).
     pub fn intent(&self, now: TimestampMs) -> Intent {
-        use super::circuit::CircuitState as S;
+        use crate::model::CircuitState as S;
         let instance = self.instance.clone();
         let op = match self.change.to {
             S::Open => ProviderOp::CircuitOpen { instance },

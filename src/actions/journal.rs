@@ -10,14 +10,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::Serialize;
 
-use super::circuit::CircuitChange;
-use super::detail::{DecisionDetail, OutcomeDetail, ReconciledDetail, StartedDetail};
 use super::guard::Verdict;
 use super::intent::Intent;
 use super::kinds::DEFAULT_STABILIZATION_WINDOW;
 use super::state::GuardState;
 use super::types::Decision;
+use crate::audit::detail::{DecisionDetail, OutcomeDetail, ReconciledDetail, StartedDetail};
 use crate::audit::{AuditEvent, EventKind};
+use crate::model::CircuitChange;
 use crate::model::{ActionKind, Origin, TimestampMs};
 
 /// Where events are written. Implemented by [`crate::audit::AuditLog`]; the

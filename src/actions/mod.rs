@@ -15,7 +15,6 @@
 //! `journal.state().note_evaluation(rule, at, &decisions)`, then run the intents
 //! of `journal.state().due_circuits(now)` (`transition.intent(now)`) the same way.
 pub mod circuit;
-pub mod detail;
 pub mod executor;
 pub mod guard;
 pub mod intent;
@@ -28,7 +27,7 @@ pub mod types;
 #[cfg(test)]
 mod tests;
 
-pub use circuit::{Circuit, CircuitBook, CircuitChange, CircuitState, CircuitTransition};
+pub use circuit::{Circuit, CircuitBook, CircuitTransition};
 pub use executor::{ExecError, Executor, ExecutorConfig, RunResult, Started, StartedAction};
 pub use guard::{Guard, Verdict};
 pub use intent::Intent;

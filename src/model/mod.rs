@@ -9,6 +9,7 @@
 pub mod action;
 pub mod alert;
 pub mod cause;
+pub mod circuit;
 pub mod identity;
 pub mod labels;
 pub mod provider;
@@ -18,6 +19,7 @@ pub mod reason;
 pub use action::{ActionKind, Approval, Direction, Mode, Origin};
 pub use alert::{AlertInput, AlertKey};
 pub use cause::Cause;
+pub use circuit::{CircuitChange, CircuitState};
 pub use identity::{Identity, Role};
 pub use labels::{is_label_name, Labels, METRIC_NAME};
 pub use provider::{

@@ -3,9 +3,10 @@
 //! At most `max_open_share` of a target's instances may be open at once (the
 //! rule's, else the target's).
 use super::{ms, no_cooldown, Kind, Plan, Planning, Subject};
-use crate::actions::circuit::{CircuitChange, CircuitState, DEFAULT_OPEN_FOR};
+use crate::actions::circuit::DEFAULT_OPEN_FOR;
 use crate::actions::types::Decision;
 use crate::model::{Cause, ProviderOp};
+use crate::model::{CircuitChange, CircuitState};
 
 pub(super) const KIND: Kind = Kind {
     plan,

@@ -16,10 +16,10 @@ mod scale_out;
 
 use std::time::Duration;
 
-use super::circuit::CircuitChange;
 use super::limits::TargetLimits;
 use super::state::GuardState;
 use super::types::Decision;
+use crate::model::CircuitChange;
 use crate::model::{ActionKind, Cause, Direction, ProviderOp, TargetState, TimestampMs};
 
 pub use failover::DEFAULT_INSTANCE_COOLDOWN;

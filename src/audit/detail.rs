@@ -1,10 +1,10 @@
 //! The typed `detail` payloads of the audit events about decisions and
-//! actions: what the journal writes and what the guard-state fold reads back,
-//! so the two cannot disagree. Pure data.
+//! actions: what the journal writes, what the guard-state fold reads back and
+//! what readers render, so they cannot disagree. Pure data; the audit module
+//! owns the event schema, so readers need nothing above it.
 use serde::{Deserialize, Serialize};
 
-use super::circuit::CircuitChange;
-use crate::model::{ActionRequest, Direction, Origin, ProviderOp, Reconciliation};
+use crate::model::{ActionRequest, CircuitChange, Direction, Origin, ProviderOp, Reconciliation};
 
 /// `detail` of a `decision` event.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

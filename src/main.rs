@@ -135,6 +135,9 @@ fn main() -> ExitCode {
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // Worker and blocking threads evaluate queries: sized for the
+        // deepest query the pre-parse check lets through.
+        .thread_stack_size(homeostat::query::limits::THREAD_STACK_BYTES)
         .build()
         .context("starting the tokio runtime")
 }

@@ -413,7 +413,7 @@ impl Loader<'_> {
                 src.error(rp, format!("{what}: when is required (or a trigger:)"));
                 None
             }
-            Some(text) => match evalexpr::build_operator_tree(text) {
+            Some(text) => match condition_tree(text) {
                 Ok(mut node) => {
                     ints_to_floats(&mut node);
                     let mut unknown: Vec<&str> = node
@@ -787,13 +787,33 @@ fn known(names: &BTreeSet<String>) -> String {
 /// vector or a scalar, which the parser knows without evaluating.
 fn instant_type(expr: &str) -> Result<(), String> {
     use promql_parser::parser::value::ValueType;
-    let ast = promql_parser::parser::parse(expr).map_err(|e| format!("parse error: {e}"))?;
+    let ast = crate::query::parse(expr).map_err(|e| e.to_string())?;
     match ast.value_type() {
         ValueType::Vector | ValueType::Scalar => Ok(()),
         t => Err(format!(
             "the expression is a {t}; a rule query must give an instant vector or a scalar"
         )),
     }
+}
+
+/// Parse a `when:` condition, after bounding its length and depth as a
+/// query's (evalexpr recurses in parsing and evaluating).
+fn condition_tree(text: &str) -> Result<evalexpr::Node, String> {
+    use crate::query::limits::{MAX_NESTING_DEPTH, MAX_QUERY_BYTES};
+    use crate::spec::nesting::{nesting_bound, Syntax};
+    if text.len() > MAX_QUERY_BYTES {
+        return Err(format!(
+            "the condition is {} bytes long; at most {MAX_QUERY_BYTES} are accepted",
+            text.len()
+        ));
+    }
+    if let Err(e) = nesting_bound(text, MAX_NESTING_DEPTH, Syntax::Condition) {
+        return Err(format!(
+            "the condition nests too deeply: past {MAX_NESTING_DEPTH} levels of brackets and operators at byte {} of the condition",
+            e.offset
+        ));
+    }
+    evalexpr::build_operator_tree(text).map_err(|e| e.to_string())
 }
 
 /// PromQL parser errors span lines; a diagnostic is one line.

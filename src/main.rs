@@ -200,6 +200,10 @@ fn run_agent(config: &std::path::Path) -> anyhow::Result<ExitCode> {
         homeostat::config::LogFormat::Json => homeostat::telemetry::LogFormat::Json,
     };
     homeostat::telemetry::init_logging(format, &cfg.log.level)?;
+    // The soft descriptor limit up to the hard one; the HTTP connection cap
+    // keeps half of it for scrapes, providers and the audit log.
+    let fds = homeostat::server::conn::raise_fd_limit();
+    tracing::info!(open_files_limit = ?fds, "file descriptor limit");
     let rt = runtime()?;
     rt.block_on(async move {
         let clock = homeostat::clock::Clock::system();

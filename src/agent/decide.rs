@@ -156,7 +156,9 @@ impl Agent {
             for q in &rule.queries {
                 match (&q.local, &q.source) {
                     (Some(query), _) => {
-                        outcomes.insert(q.name.clone(), query.outcome(&store, now));
+                        // query.timeout and query.max_samples bound each rule query too.
+                        let limits = self.cfg.query.start();
+                        outcomes.insert(q.name.clone(), query.outcome_with(&store, now, &limits));
                     }
                     (None, Some(_)) => {} // below, on the source
                     (None, None) => {

@@ -91,6 +91,69 @@ impl Default for QueryLimits {
     }
 }
 
+/// The `query:` block as written.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQueryLimits {
+    /// Most samples one evaluation may hold at once. Default 50000000.
+    pub max_samples: Option<u64>,
+    /// Longest one evaluation (API or rule) may run, e.g. `20s`. Default `20s`.
+    pub timeout: Option<String>,
+    /// API queries evaluated at once. Default 2.
+    pub max_concurrency: Option<u64>,
+}
+
+/// Validate `query:`; every error is `(field, message)`.
+pub fn compile_limits(raw: RawQueryLimits) -> Result<QueryLimits, Vec<(&'static str, String)>> {
+    let d = QueryLimits::default();
+    let mut errs = Vec::new();
+    let max_samples = match raw.max_samples {
+        None => d.max_samples,
+        Some(n) => match usize::try_from(n).ok().filter(|n| *n > 0) {
+            Some(n) => n,
+            None => {
+                errs.push((
+                    "max_samples",
+                    format!("query.max_samples: {n} must be at least 1"),
+                ));
+                d.max_samples
+            }
+        },
+    };
+    let timeout = match raw.timeout.as_deref().map(crate::spec::parse_duration) {
+        None => d.timeout,
+        Some(Ok(t)) if !t.is_zero() => t,
+        Some(Ok(_)) => {
+            errs.push(("timeout", "query.timeout: must be more than 0s".to_string()));
+            d.timeout
+        }
+        Some(Err(e)) => {
+            errs.push(("timeout", format!("query.timeout: {e}")));
+            d.timeout
+        }
+    };
+    let max_concurrency = match raw.max_concurrency {
+        None => d.max_concurrency,
+        Some(n @ 1..=256) => n as usize,
+        Some(n) => {
+            errs.push((
+                "max_concurrency",
+                format!("query.max_concurrency: {n} is not between 1 and 256"),
+            ));
+            d.max_concurrency
+        }
+    };
+    if errs.is_empty() {
+        Ok(QueryLimits {
+            max_samples,
+            timeout,
+            max_concurrency,
+        })
+    } else {
+        Err(errs)
+    }
+}
+
 impl QueryLimits {
     /// Limits for one evaluation starting now: the sample limit and a
     /// deadline `timeout` from now.
@@ -317,7 +380,8 @@ mod tests {
     #[test]
     fn deepest_accepted_queries_fit_the_thread_stack() {
         let n = MAX_NESTING_DEPTH - 2;
-        let shapes: Vec<(&str, Box<dyn Fn(usize) -> String + Send>)> = vec![
+        type Shape = Box<dyn Fn(usize) -> String + Send>;
+        let shapes: Vec<(&str, Shape)> = vec![
             (
                 "paren",
                 Box::new(|n| format!("{}x{}", "(".repeat(n), ")".repeat(n))),

@@ -90,7 +90,8 @@ fn get(uri: &str) -> Request<Body> {
 }
 
 fn post(uri: &str, auth: Option<&str>) -> Request<Body> {
-    let mut b = Request::post(uri);
+    // JSON, as a mutating request from loopback without a token must be.
+    let mut b = Request::post(uri).header("content-type", "application/json");
     if let Some(a) = auth {
         b = b.header("authorization", a);
     }

@@ -321,9 +321,15 @@ scrape:
         r.json().await.unwrap()
     }
 
-    /// POST with an empty body; returns (status, body text).
+    /// POST with an empty body (typed JSON, as loopback callers without a
+    /// token must send); returns (status, body text).
     pub async fn post(&self, path: &str) -> (u16, String) {
-        let r = http().post(self.url(path)).send().await.unwrap();
+        let r = http()
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .send()
+            .await
+            .unwrap();
         let status = r.status().as_u16();
         (status, r.text().await.unwrap_or_default())
     }

@@ -48,7 +48,7 @@ pub fn check_text(text: &str) -> Result<(), QueryError> {
         });
     }
     nesting_bound(text, MAX_NESTING_DEPTH, Syntax::PromQl).map_err(|e| {
-        let (line, column) = line_column(text, e.offset);
+        let (line, column) = e.line_column(text);
         QueryError::TooDeep {
             max: MAX_NESTING_DEPTH,
             line,
@@ -56,18 +56,6 @@ pub fn check_text(text: &str) -> Result<(), QueryError> {
         }
     })?;
     Ok(())
-}
-
-/// 1-based line and column (in characters) of byte `at` of `text`.
-fn line_column(text: &str, at: usize) -> (usize, usize) {
-    let mut end = at.min(text.len());
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    let before = &text[..end];
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |p| p + 1);
-    (line, before[line_start..].chars().count() + 1)
 }
 
 /// The `query:` settings of the agent config.
@@ -436,6 +424,108 @@ mod tests {
             assert!(last_ok >= n / 2, "{name}: even {} levels refused", n / 2);
             assert!(last_ok < 2000, "{name}: 2000 levels accepted");
         }
+    }
+
+    /// 100 series with 10 samples each, 10 s apart.
+    fn store_100x10() -> crate::store::Store {
+        let mut store = crate::store::Store::new();
+        for i in 0..100 {
+            let l =
+                crate::model::Labels::new([("__name__", "x".to_string()), ("i", i.to_string())]);
+            for t in 0..10 {
+                store.append(&l, t * 10_000, 1.0);
+            }
+        }
+        store
+    }
+
+    #[test]
+    fn evaluation_stops_at_the_sample_limit_the_deadline_or_a_cancel() {
+        let store = store_100x10();
+        let at = 95_000;
+        let limits = EvalLimits {
+            max_samples: 500,
+            ..EvalLimits::default()
+        };
+        let q = |t: &str| super::super::compile(t).expect("compiles");
+        // 100 samples held: fine; 1000 loaded by the range selector: refused.
+        assert!(q("count(x)").eval_with(&store, at, &limits).is_ok());
+        assert_eq!(
+            q("sum(count_over_time(x[10m]))")
+                .eval_with(&store, at, &limits)
+                .err(),
+            Some(EvalError::TooManySamples { limit: 500 })
+        );
+        // Samples are counted while held, not in total: 100 steps of 100 each
+        // are consumed one step at a time by the aggregation inside.
+        assert!(q("max_over_time(count(x)[100s:1s])")
+            .eval_with(&store, at, &limits)
+            .is_ok());
+        // A subquery's output is held until its parent consumes it.
+        assert_eq!(
+            q("count(max_over_time(x[100s:1s]))")
+                .eval_with(&store, at, &limits)
+                .err(),
+            Some(EvalError::TooManySamples { limit: 500 })
+        );
+        let late = EvalLimits {
+            deadline: Some((Deadline::after(Duration::ZERO), Duration::from_secs(7))),
+            ..EvalLimits::default()
+        };
+        assert_eq!(
+            q("count(x)").eval_with(&store, at, &late).err(),
+            Some(EvalError::Timeout {
+                after: Duration::from_secs(7)
+            })
+        );
+        let cancel = CancelFlag::new();
+        cancel.cancel();
+        let gone = EvalLimits::default().with_cancel(cancel);
+        assert_eq!(
+            q("count(max_over_time(x[1h:1s]))")
+                .eval_with(&store, at, &gone)
+                .err(),
+            Some(EvalError::Cancelled)
+        );
+        // The shared-store path obeys the same limits.
+        let shared = std::sync::RwLock::new(store_100x10());
+        assert_eq!(
+            q("sum(count_over_time(x[10m]))")
+                .eval_shared(&shared, at, &limits)
+                .err(),
+            Some(EvalError::TooManySamples { limit: 500 })
+        );
+        assert!(q("count(x)").eval_shared(&shared, at, &limits).is_ok());
+    }
+
+    #[test]
+    fn query_block_defaults_and_errors() {
+        assert_eq!(
+            compile_limits(RawQueryLimits::default()),
+            Ok(QueryLimits::default())
+        );
+        let ok = compile_limits(RawQueryLimits {
+            max_samples: Some(1000),
+            timeout: Some("1m30s".into()),
+            max_concurrency: Some(4),
+        })
+        .expect("valid");
+        assert_eq!(ok.max_samples, 1000);
+        assert_eq!(ok.timeout, Duration::from_secs(90));
+        assert_eq!(ok.max_concurrency, 4);
+        let errs = compile_limits(RawQueryLimits {
+            max_samples: Some(0),
+            timeout: Some("soon".into()),
+            max_concurrency: Some(0),
+        })
+        .expect_err("invalid");
+        let fields: Vec<&str> = errs.iter().map(|(f, _)| *f).collect();
+        assert_eq!(fields, ["max_samples", "timeout", "max_concurrency"]);
+        assert!(
+            errs.iter()
+                .all(|(f, m)| m.starts_with(&format!("query.{f}: "))),
+            "{errs:?}"
+        );
     }
 
     #[test]

@@ -808,9 +808,9 @@ fn condition_tree(text: &str) -> Result<evalexpr::Node, String> {
         ));
     }
     if let Err(e) = nesting_bound(text, MAX_NESTING_DEPTH, Syntax::Condition) {
+        let (line, column) = e.line_column(text);
         return Err(format!(
-            "the condition nests too deeply: past {MAX_NESTING_DEPTH} levels of brackets and operators at byte {} of the condition",
-            e.offset
+            "the condition nests too deeply: past {MAX_NESTING_DEPTH} levels of brackets and operators at line {line}, column {column} of the condition"
         ));
     }
     evalexpr::build_operator_tree(text).map_err(|e| e.to_string())

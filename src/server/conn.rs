@@ -435,6 +435,30 @@ mod tests {
         assert_eq!(connection_cap(1024, Some(3)), MIN_CONNECTIONS);
     }
 
+    #[test]
+    fn http_block_defaults_and_errors() {
+        assert_eq!(
+            compile_limits(RawHttpLimits::default()),
+            Ok(HttpLimits::default())
+        );
+        let errs = compile_limits(RawHttpLimits {
+            header_read_timeout: Some("0s".into()),
+            idle_timeout: Some("later".into()),
+            max_connections: Some(1),
+        })
+        .expect_err("invalid");
+        let fields: Vec<&str> = errs.iter().map(|(f, _)| *f).collect();
+        assert_eq!(
+            fields,
+            ["header_read_timeout", "idle_timeout", "max_connections"]
+        );
+        assert!(
+            errs.iter()
+                .all(|(f, m)| m.starts_with(&format!("http.{f}: "))),
+            "{errs:?}"
+        );
+    }
+
     fn conn(phase: u8, since: u64) -> Arc<ConnState> {
         Arc::new(ConnState {
             phase: AtomicU8::new(phase),

@@ -27,6 +27,20 @@ pub struct TooDeep {
     pub offset: usize,
 }
 
+impl TooDeep {
+    /// 1-based line and column (in characters) of the place in `text`.
+    pub fn line_column(&self, text: &str) -> (usize, usize) {
+        let mut end = self.offset.min(text.len());
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        let before = &text[..end];
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |p| p + 1);
+        (line, before[line_start..].chars().count() + 1)
+    }
+}
+
 /// One open bracket: operators written directly inside it and the deepest
 /// bracket closed inside it.
 #[derive(Clone, Copy)]

@@ -1,5 +1,6 @@
 //! One rule-evaluation tick over 10,000 series: query evaluation plus the
-//! rule engine, as the agent runs it every group interval.
+//! rule engine, through the functions the agent runs every group interval
+//! (`homeostat::agent::tick`).
 //!
 //! Store: 1,000 instances × 10 series (2 request counters, 7 histogram
 //! buckets, `up`), 10 minutes of 10 s samples. Rules: the demo's shapes —
@@ -9,8 +10,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use homeostat::agent::{catalog_for, load_context, tick};
 use homeostat::model::{Labels, QueryOutcome};
-use homeostat::rules::{self, Engine, LoadContext, RuleSet};
+use homeostat::rules::{self, Engine, RuleSet};
 use homeostat::store::Store;
 
 const INSTANCES: usize = 1_000;
@@ -112,8 +114,8 @@ fn rules() -> RuleSet {
         "targets:\n  app:\n    provider: webhook\n    webhook: { url: \"http://127.0.0.1:9/\" }\n",
     )
     .expect("bench config");
-    let cat = rules::catalog_for(&cfg);
-    let ctx = LoadContext::new(&cfg, &cat);
+    let cat = catalog_for(&cfg);
+    let ctx = load_context(&cfg, &cat);
     rules::load_str(Path::new("bench-rules.yaml"), RULES, &ctx).expect("bench rules")
 }
 
@@ -121,8 +123,10 @@ fn tick(set: &RuleSet, store: &Store, engine: &mut Engine, now: i64) -> usize {
     let mut decisions = 0;
     for g in &set.groups {
         for r in &g.rules {
-            let outcomes = r.eval_local_queries(store, now);
-            decisions += engine.evaluate(r, &outcomes, now).decisions.len();
+            let outcomes = tick::local_outcomes(r, store, now);
+            decisions += tick::evaluate(engine, r, &outcomes, None, now)
+                .decisions
+                .len();
         }
     }
     decisions
@@ -145,19 +149,19 @@ fn bench(c: &mut Criterion) {
     g.bench_function("queries_only/10k_series/4_rules", |b| {
         b.iter(|| {
             set.rules()
-                .map(|r| r.eval_local_queries(&store, now).len())
+                .map(|r| tick::local_outcomes(r, &store, now).len())
                 .sum::<usize>()
         })
     });
     let outcomes: Vec<BTreeMap<String, QueryOutcome>> = set
         .rules()
-        .map(|r| r.eval_local_queries(&store, now))
+        .map(|r| tick::local_outcomes(r, &store, now))
         .collect();
     g.bench_function("engine_only/4_rules", |b| {
         b.iter(|| {
             set.rules()
                 .zip(&outcomes)
-                .map(|(r, o)| engine.evaluate(r, o, now).decisions.len())
+                .map(|(r, o)| tick::evaluate(&mut engine, r, o, None, now).decisions.len())
                 .sum::<usize>()
         })
     });

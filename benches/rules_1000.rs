@@ -1,7 +1,7 @@
 //! One evaluation of 1,000 typical rules over 100,000 series: each rule is
 //! `sum by (job) (rate(http_requests_total{job="svc-N"}[1m])) > threshold`,
-//! the shape most remediation rules have, evaluated with the agent's own query
-//! evaluator and rule engine.
+//! the shape most remediation rules have, evaluated through the functions the
+//! agent runs every group interval (`homeostat::agent::tick`).
 //!
 //! Store: 1,000 services × 100 instances of a request counter (100,000
 //! series), 5 minutes of 10 s samples. Under `cargo test --benches` (no
@@ -11,8 +11,9 @@
 use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use homeostat::agent::{catalog_for, load_context, tick};
 use homeostat::model::Labels;
-use homeostat::rules::{self, Engine, LoadContext, RuleSet};
+use homeostat::rules::{self, Engine, RuleSet};
 use homeostat::store::Store;
 
 const SERVICES: usize = 1_000;
@@ -62,8 +63,8 @@ fn rules() -> RuleSet {
         "targets:\n  app:\n    provider: webhook\n    webhook: { url: \"http://127.0.0.1:9/\" }\n",
     )
     .expect("bench config");
-    let cat = rules::catalog_for(&cfg);
-    let ctx = LoadContext::new(&cfg, &cat);
+    let cat = catalog_for(&cfg);
+    let ctx = load_context(&cfg, &cat);
     rules::load_str(Path::new("bench-rules.yaml"), &text, &ctx).expect("bench rules")
 }
 
@@ -71,8 +72,11 @@ fn rules() -> RuleSet {
 fn tick(set: &RuleSet, store: &Store, engine: &mut Engine, now: i64) -> usize {
     let mut active = 0;
     for r in set.rules() {
-        let outcomes = r.eval_local_queries(store, now);
-        active += engine.evaluate(r, &outcomes, now).status.instances.len();
+        let outcomes = tick::local_outcomes(r, store, now);
+        active += tick::evaluate(engine, r, &outcomes, None, now)
+            .status
+            .instances
+            .len();
     }
     active
 }

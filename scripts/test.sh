@@ -10,6 +10,8 @@ need_pkgs=()
 command -v promtool >/dev/null 2>&1 || need_pkgs+=(prometheus)
 command -v prometheus-alertmanager >/dev/null 2>&1 || need_pkgs+=(prometheus-alertmanager)
 command -v haproxy >/dev/null 2>&1 || need_pkgs+=(haproxy)
+command -v docker-compose >/dev/null 2>&1 || need_pkgs+=(docker-compose)
+command -v systemd-analyze >/dev/null 2>&1 || need_pkgs+=(systemd)
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "== installing ${need_pkgs[*]}"

@@ -29,7 +29,9 @@ enum Command {
         )]
         config: PathBuf,
     },
-    /// Validate the config and every rule file; print all errors with file:line:column.
+    /// Validate the config and every rule file it names, or the rule files
+    /// given (against the config's targets and sources, like `promtool check
+    /// rules`); print all errors with file:line:column.
     Check {
         /// Agent config file.
         #[arg(
@@ -39,6 +41,8 @@ enum Command {
             env = "HOMEOSTAT_CONFIG"
         )]
         config: PathBuf,
+        /// Rule files to check instead of the config's `rule_files`.
+        files: Vec<PathBuf>,
     },
     /// Run rule unit tests (promtool's `test rules` format, plus `action_tests`);
     /// non-zero exit on any failure.
@@ -145,7 +149,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run { config } => run_agent(&config),
-        Command::Check { config } => Ok(check(&config)),
+        Command::Check { config, files } => Ok(check(&config, &files)),
         Command::Test { files } => Ok(
             match homeostat::ruletest::run_cli(&files, &mut std::io::stdout()) {
                 true => ExitCode::SUCCESS,
@@ -241,8 +245,13 @@ async fn shutdown_signal() {
     }
 }
 
-fn check(config: &std::path::Path) -> ExitCode {
-    match homeostat::rules::check(config) {
+fn check(config: &std::path::Path, files: &[PathBuf]) -> ExitCode {
+    let result = if files.is_empty() {
+        homeostat::agent::check(config)
+    } else {
+        homeostat::agent::check_files(config, files)
+    };
+    match result {
         Ok(summary) => {
             println!("{summary}");
             ExitCode::SUCCESS

@@ -29,7 +29,7 @@ fn check_prints_every_diagnostic_with_its_position_and_fails() {
     assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
     // The library's diagnostics (pinned one by one in tests/check_broken_rules.rs)
     // are exactly what the command prints, one per line, in the same order.
-    let diags = match homeostat::rules::check(Path::new(BROKEN)) {
+    let diags = match homeostat::agent::check(Path::new(BROKEN)) {
         Ok(s) => panic!("broken fixtures passed: {s}"),
         Err(d) => d,
     };
@@ -359,4 +359,53 @@ fn audit_refuses_a_directory_without_a_log_and_finds_it_from_the_config() {
     let out = homeostat(&["audit", "-c", bad.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out).1.contains("does not load"), "{:?}", text(&out));
+}
+
+#[test]
+fn check_takes_rule_files_and_refuses_what_would_fail_at_run_time() {
+    let when = "tests/fixtures/check/when.yaml";
+    let fields = "tests/fixtures/check/fields.yaml";
+    let out = homeostat(&["check", "-c", BROKEN, when, fields]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    // Exactly the library's diagnostics for those files (pinned in
+    // tests/check_broken_rules.rs), not the config's own broken rule files.
+    let diags =
+        match homeostat::agent::check_files(Path::new(BROKEN), &[when.into(), fields.into()]) {
+            Ok(s) => panic!("broken files passed: {s}"),
+            Err(d) => d,
+        };
+    let lines: Vec<&str> = stderr.lines().collect();
+    let want: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
+    assert_eq!(&lines[..want.len()], &want[..], "stderr:\n{stderr}");
+    assert_eq!(lines[want.len()], format!("{} error(s)", want.len()));
+    assert!(!stderr.contains("tests/fixtures/broken/rules/"), "{stderr}");
+    // What the user is told to write instead, checked independently of the library.
+    for hint in [
+        "when.yaml:16:26: rule \"promql-and\": when: \"and\" is PromQL; write &&",
+        "when.yaml:20:26: rule \"promql-or\": when: \"or\" is PromQL; write ||",
+        "when.yaml:12:15: rule \"assigns\": when: \"=\" assigns; compare with ==",
+        "when.yaml:8:15: rule \"not-a-condition\": when: needs true or false",
+        "fields.yaml:10:9: rule \"typos\": unknown field `coldown`",
+        "; did you mean `cooldown`?",
+        "fields.yaml:11:14: rule \"typos\": for: invalid duration",
+    ] {
+        assert!(stderr.contains(hint), "missing {hint:?} in\n{stderr}");
+    }
+
+    let out = homeostat(&["check", "-c", BROKEN, "tests/fixtures/check/good.yaml"]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert_eq!(
+        stdout.trim(),
+        "config ok: 2 targets; 1 rule files, 1 groups, 1 rules"
+    );
+
+    let out = homeostat(&["check", "-c", BROKEN, "tests/fixtures/check/nothing.yaml"]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stderr.starts_with("tests/fixtures/check/nothing.yaml:1:1: cannot read file"),
+        "{stderr}"
+    );
 }

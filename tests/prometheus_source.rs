@@ -14,9 +14,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use homeostat::actions::Decision;
+use homeostat::agent::{catalog_for, load_rules};
 use homeostat::clock::Clock;
 use homeostat::model::{ActionKind, QueryOutcome};
-use homeostat::rules::{catalog_for, load_rules, Engine, RuleSet, RuleStatus};
+use homeostat::rules::{Engine, RuleSet, RuleStatus};
 use homeostat::sources::prometheus::{QueryResult, Sources};
 
 const PROMETHEUS: &str = "/usr/bin/prometheus";
@@ -272,7 +273,7 @@ sources:
         };
         let rules: Vec<_> = self.rules.rules().cloned().collect();
         for rule in &rules {
-            let answers = self.sources.run_rule(rule, at).await;
+            let answers = self.sources.run(rule.remote_queries(), at).await;
             let mut outcomes = BTreeMap::new();
             for a in answers {
                 outcomes.insert(a.name.clone(), a.outcome());

@@ -8,44 +8,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
 use super::types::Decision;
-use crate::model::{ActionKind, TimestampMs};
+use crate::model::{ActionKind, CircuitChange, CircuitState, TimestampMs};
 
 /// How long a circuit stays open before half-open when the rule does not say.
 pub const DEFAULT_OPEN_FOR: Duration = Duration::from_secs(30);
 /// Upper bound for the doubled `open_for` of a circuit that keeps failing.
 pub const MAX_OPEN_FOR: Duration = Duration::from_secs(600);
-
-/// State of one instance's circuit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CircuitState {
-    #[default]
-    Closed,
-    Open,
-    HalfOpen,
-}
-
-impl CircuitState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CircuitState::Closed => "closed",
-            CircuitState::Open => "open",
-            CircuitState::HalfOpen => "half_open",
-        }
-    }
-}
-
-/// A state change, as recorded in a `circuit_changed` event's `detail`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CircuitChange {
-    pub from: CircuitState,
-    pub to: CircuitState,
-    /// How long the circuit stays open (meaningful for `open` and `half_open`).
-    pub open_for_ms: u64,
-}
 
 /// One circuit that is not closed.
 #[derive(Debug, Clone, PartialEq)]

@@ -19,8 +19,9 @@ use super::circuit::CircuitTransition;
 use super::intent::{new_action_id, Intent};
 use super::journal::{
     circuit_event, intent_event, outcome_detail, reconciled_detail, started_event, Journal,
-    SinkError, StartedDetail,
+    SinkError,
 };
+use crate::audit::detail::StartedDetail;
 use crate::audit::EventKind;
 use crate::clock::Clock;
 use crate::model::{
@@ -163,7 +164,8 @@ impl Executor {
     }
 
     /// Fix the jitter sequence (tests).
-    pub fn with_seed(self, seed: u64) -> Self {
+    #[cfg(test)]
+    pub(crate) fn with_seed(self, seed: u64) -> Self {
         Self {
             rng: Mutex::new(StdRng::seed_from_u64(seed)),
             ..self
@@ -490,7 +492,7 @@ impl CircuitTransition {
     /// The intent that carries out this transition (origin `circuit`: it does
     /// not count for cooldowns or the hourly rate limit).
     pub fn intent(&self, now: TimestampMs) -> Intent {
-        use super::circuit::CircuitState as S;
+        use crate::model::CircuitState as S;
         let instance = self.instance.clone();
         let op = match self.change.to {
             S::Open => ProviderOp::CircuitOpen { instance },

@@ -5,7 +5,7 @@
 //! small enums both carry. Pure data: no I/O, no clock.
 use serde::{Deserialize, Serialize};
 
-use super::circuit::CircuitChange;
+use crate::model::CircuitChange;
 use crate::model::{
     ActionKind, ActionRequest, Direction, Mode, Origin, ProviderOp, Reason, TimestampMs,
 };

@@ -2,21 +2,23 @@
 //! guard state.
 //!
 //! Owns [`Journal`] (append to the log, then fold the written event into the
-//! shared [`GuardState`] — the same fold that rebuilds the state at start-up),
-//! the typed `detail` payloads of the events it writes, and the builders for
-//! `decision`, `suppressed`, `paused` and `resumed` events. Must not decide
-//! anything: it records.
+//! shared [`GuardState`] — the same fold that rebuilds the state at start-up)
+//! and the builders of the events about decisions and actions, with their
+//! typed `detail` payloads ([`super::detail`]). Must not decide anything: it
+//! records.
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use super::circuit::CircuitChange;
 use super::guard::Verdict;
 use super::intent::Intent;
+use super::kinds::DEFAULT_STABILIZATION_WINDOW;
 use super::state::GuardState;
 use super::types::Decision;
+use crate::audit::detail::{DecisionDetail, OutcomeDetail, ReconciledDetail, StartedDetail};
 use crate::audit::{AuditEvent, EventKind};
-use crate::model::{ActionKind, ActionRequest, Direction, Origin, ProviderOp, TimestampMs};
+use crate::model::CircuitChange;
+use crate::model::{ActionKind, Origin, TimestampMs};
 
 /// Where events are written. Implemented by [`crate::audit::AuditLog`]; the
 /// trait keeps the executor testable and the dependency one-way.
@@ -101,65 +103,6 @@ impl Journal {
     }
 }
 
-/// `detail` of a `decision` event.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct DecisionDetail {
-    /// `act` or `suppressed`.
-    pub verdict: String,
-    /// The op it would run (absent when none could be computed).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub op: Option<ProviderOp>,
-    /// `scale`: this evaluation's desired count; the fold keeps these for the
-    /// stabilisation window.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub recommendation: Option<u32>,
-    /// `scale`: the stabilisation window in force, so the fold knows how long to keep it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stabilization_window_ms: Option<u64>,
-}
-
-/// `detail` of an `action_started` event (and repeated on its outcome).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StartedDetail {
-    /// Exactly what the provider receives.
-    pub request: ActionRequest,
-    #[serde(default)]
-    pub origin: Origin,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub direction: Option<Direction>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub circuit: Option<CircuitChange>,
-    /// Per-attempt provider timeout.
-    pub timeout_ms: u64,
-}
-
-/// `detail` of `action_succeeded` / `action_failed`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct OutcomeDetail {
-    pub attempts: u32,
-    #[serde(default)]
-    pub origin: Origin,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub direction: Option<Direction>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub op: Option<ProviderOp>,
-    /// The provider left the target safe but did not do what was asked.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rolled_back: Option<String>,
-}
-
-/// `detail` of `action_reconciled`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ReconciledDetail {
-    /// `applied`, `not_applied` or `unknown`.
-    pub result: crate::model::Reconciliation,
-    pub request: ActionRequest,
-    #[serde(default)]
-    pub origin: Origin,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub direction: Option<Direction>,
-}
-
 fn to_detail<T: Serialize>(d: &T) -> Option<serde_json::Value> {
     // Serialising these plain structs cannot fail; `ok()` keeps the writer total.
     serde_json::to_value(d).ok()
@@ -189,7 +132,7 @@ pub fn decision_event(d: &Decision, v: &Verdict) -> AuditEvent {
     let window = (d.action.kind == ActionKind::Scale).then(|| {
         d.action
             .stabilization_window
-            .unwrap_or(super::guard::DEFAULT_STABILIZATION_WINDOW)
+            .unwrap_or(DEFAULT_STABILIZATION_WINDOW)
             .as_millis() as u64
     });
     let detail = DecisionDetail {

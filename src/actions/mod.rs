@@ -1,9 +1,9 @@
 //! Decisions, the guard, the executor and the semantics of each action kind.
 //!
 //! Owns: what a decision is ([`Decision`]), the guard that turns decisions into
-//! intents or suppressions (DESIGN.md §4 order), the executor contract (intent
-//! logged before the provider call), and per-kind state machines (circuit
-//! breaker, target tracking, redeploy). Must not read the clock: `now` is passed in
+//! intents or suppressions (DESIGN.md §4 order), what each action kind means
+//! to it (one file per kind in [`kinds`]), the executor contract (intent
+//! logged before the provider call), and the circuit-breaker state machine. Must not read the clock: `now` is passed in
 //! (the executor reads time only through [`crate::clock::Clock`]).
 //!
 //! The agent loop, per decision:
@@ -19,16 +19,19 @@ pub mod executor;
 pub mod guard;
 pub mod intent;
 pub mod journal;
+pub mod kinds;
+pub mod limits;
 pub mod state;
 pub mod types;
 
 #[cfg(test)]
 mod tests;
 
-pub use circuit::{Circuit, CircuitBook, CircuitChange, CircuitState, CircuitTransition};
+pub use circuit::{Circuit, CircuitBook, CircuitTransition};
 pub use executor::{ExecError, Executor, ExecutorConfig, RunResult, Started, StartedAction};
-pub use guard::{Guard, TargetLimits, Verdict};
+pub use guard::{Guard, Verdict};
 pub use intent::Intent;
 pub use journal::{AuditSink, Journal, SinkError};
+pub use limits::TargetLimits;
 pub use state::{GuardState, OpenAction};
 pub use types::*;

@@ -8,10 +8,11 @@
 //! exactly the state the agent had. Must not read the clock or do I/O.
 use std::collections::{BTreeMap, VecDeque};
 
-use super::circuit::{CircuitBook, CircuitChange};
-use super::journal::{DecisionDetail, OutcomeDetail, ReconciledDetail, StartedDetail};
+use super::circuit::CircuitBook;
 use super::types::Decision;
+use crate::audit::detail::{DecisionDetail, OutcomeDetail, ReconciledDetail, StartedDetail};
 use crate::audit::{AuditEvent, EventKind};
+use crate::model::CircuitChange;
 use crate::model::{
     ActionKind, ActionRequest, Direction, Origin, ProviderOp, Reconciliation, TimestampMs,
 };

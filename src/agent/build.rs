@@ -64,8 +64,7 @@ pub(super) async fn start(
         context: format!("creating data_dir {}", cfg.data_dir.display()),
         source,
     })?;
-    let catalog = crate::rules::catalog_for(&cfg);
-    let rules = crate::rules::load_rules(&cfg, &catalog).map_err(AgentError::Rules)?;
+    let rules = super::load_rules(&cfg, &super::catalog_for(&cfg)).map_err(AgentError::Rules)?;
 
     let metrics = Arc::new(Metrics::new());
     let audit_dir = cfg.data_dir.join("audit");
@@ -209,10 +208,7 @@ pub(super) async fn start(
             clock,
         ))
     });
-    let mut engine = Engine::with_acted_alerts(acted_alerts);
-    if let Some(rx) = &otlp {
-        engine = engine.with_exemplars(rx.exemplars());
-    }
+    let engine = Engine::with_acted_alerts(acted_alerts);
 
     let (stop, _) = watch::channel(false);
     let sources = crate::sources::prometheus::Sources::new(&cfg.sources)?;

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use super::{read, Agent, AgentError};
-use crate::model::{ActionKind, Direction, TimestampMs};
+use crate::actions::Decision;
+use crate::model::{Labels, Reason, TimestampMs};
 use crate::server::{AgentControl, AuditFilter, ServerConfig};
 
 /// The agent as the server sees it.
@@ -58,21 +59,25 @@ impl Agent {
                     .map(|r| {
                         let target = &r.action.target;
                         let last = state.last_rule_action(&r.name, target, r.action.kind, None);
-                        let limits = self.limits.get(target);
-                        let dir = match r.action.kind {
-                            ActionKind::ScaleOut => Some(Direction::Up),
-                            ActionKind::ScaleIn => Some(Direction::Down),
-                            _ => None,
+                        // The guard's own cooldowns, for a decision this rule would make now.
+                        let now = self.clock.now_ms();
+                        let probe = Decision {
+                            rule: r.name.clone(),
+                            group: r.group.clone(),
+                            action: r.action.clone(),
+                            labels: Labels::empty(),
+                            instance: None,
+                            mode: r.mode,
+                            approval: r.approval,
+                            cooldown: r.cooldown,
+                            reason: Reason::default(),
+                            annotations: Default::default(),
+                            at: now,
                         };
-                        let rule_cd = last.zip(r.cooldown).map(|(t, c)| t + c.as_millis() as TimestampMs);
-                        let target_cd = dir.and_then(|d| {
-                            let cd = limits.map(|l| match d {
-                                Direction::Up => l.cooldown_up,
-                                Direction::Down => l.cooldown_down,
-                            })?;
-                            state.last_scale(target, d).map(|t| t + cd.as_millis() as TimestampMs)
-                        });
-                        let next = rule_cd.max(target_cd).filter(|t| *t > self.clock.now_ms());
+                        let next = self
+                            .limits
+                            .get(target)
+                            .and_then(|l| self.guard.cooldown_until(&probe, l, &state, now));
                         let s = by_rule.remove(&r.name);
                         json!({
                             "name": r.name,
@@ -144,7 +149,7 @@ fn secret_values(cfg: &crate::config::AgentConfig) -> Vec<String> {
 impl crate::sources::alertmanager::AlertReceiver for Control {
     fn receive(
         &self,
-        alerts: Vec<crate::rules::engine::AlertInput>,
+        alerts: Vec<crate::model::AlertInput>,
         now: TimestampMs,
     ) -> crate::sources::alertmanager::Receipt {
         self.0.receive_alerts(&alerts, now)

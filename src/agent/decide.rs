@@ -3,13 +3,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::{lock, read, Agent};
+use super::{lock, read, tick, Agent};
 use crate::actions::{ActionSpec, Decision, Intent, RunResult, Started, Verdict};
 use crate::clock::Stopwatch;
-use crate::model::{ActionKind, Approval, Cause, Labels, Mode, QueryOutcome, Reason, TimestampMs};
+use crate::model::{
+    ActionKind, AlertInput, Approval, Cause, Labels, Mode, QueryOutcome, Reason, TimestampMs,
+};
 use crate::providers::Provider;
-use crate::rules::engine::{AlertInput, AlertOutcome};
-use crate::rules::{AlertState, Rule};
+use crate::rules::{AlertOutcome, AlertState, Rule};
 use crate::sources::alertmanager::Receipt;
 use crate::sources::prometheus::QueryResult;
 
@@ -56,7 +57,14 @@ impl Agent {
                 ok = false;
                 self.metrics.query_failed(&rule.name);
             }
-            let eval = lock(&self.engine).evaluate(rule, &outcomes, now);
+            let exemplars = self.otlp.as_ref().map(|rx| rx.exemplars());
+            let eval = tick::evaluate(
+                &mut lock(&self.engine),
+                rule,
+                &outcomes,
+                exemplars.as_deref(),
+                now,
+            );
             let count = |s: AlertState| {
                 eval.status
                     .instances
@@ -150,29 +158,10 @@ impl Agent {
     /// missing from stale from failed), remote ones on their source,
     /// concurrently, each within its source's timeout.
     async fn run_queries(&self, rule: &Rule, now: TimestampMs) -> BTreeMap<String, QueryOutcome> {
-        let mut outcomes = BTreeMap::new();
-        {
-            let store = read(&self.store);
-            for q in &rule.queries {
-                match (&q.local, &q.source) {
-                    (Some(query), _) => {
-                        // query.timeout and query.max_samples bound each rule query too.
-                        let limits = self.cfg.query.start();
-                        outcomes.insert(q.name.clone(), query.outcome_with(&store, now, &limits));
-                    }
-                    (None, Some(_)) => {} // below, on the source
-                    (None, None) => {
-                        outcomes.insert(
-                            q.name.clone(),
-                            QueryOutcome::Failed(
-                                "query has neither a local form nor a source".into(),
-                            ),
-                        );
-                    }
-                }
-            }
-        }
-        for a in self.sources.run_rule(rule, now).await {
+        // query.timeout and query.max_samples bound each rule query too.
+        let mut outcomes =
+            tick::local_outcomes_within(rule, &read(&self.store), now, &self.cfg.query);
+        for a in self.sources.run(rule.remote_queries(), now).await {
             self.metrics.source_query(&a.source, a.result.outcome());
             if let QueryResult::Failed { kind, error } = &a.result {
                 tracing::warn!(

@@ -3,11 +3,15 @@
 //!
 //! Owns the schedule (rule-group ticks, circuit transitions, provider state
 //! refresh, store housekeeping), start-up (rebuild state from the audit log,
-//! adopt running instances, reconcile open actions) and reload. It decides
-//! nothing itself: rules decide, the guard permits, the executor acts.
+//! adopt running instances, reconcile open actions), reload, which rule files
+//! a config names ([`load_rules`]) and `homeostat check` ([`check`]). It
+//! decides nothing itself: rules decide, the guard permits, the executor acts.
 mod build;
+mod check;
 mod control;
 mod decide;
+mod rule_files;
+pub mod tick;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -32,7 +36,9 @@ use crate::spec::Diagnostic;
 use crate::store::SharedStore;
 use crate::telemetry::Metrics;
 
+pub use check::{check, check_files, check_with, CheckSummary};
 pub use decide::ManualAction;
+pub use rule_files::{catalog_for, load_context, load_rule_files, load_rules};
 
 /// Size at which the audit log starts a new file.
 pub const AUDIT_FILE_BYTES: u64 = 64 * 1024 * 1024;
@@ -329,8 +335,7 @@ impl Agent {
     /// Reload rule files. An invalid set is refused and the old one keeps running.
     pub async fn reload(self: &Arc<Self>, actor: &str) -> Result<String, String> {
         let now = self.clock.now_ms();
-        let catalog = crate::rules::catalog_for(&self.cfg);
-        let result = crate::rules::load_rules(&self.cfg, &catalog);
+        let result = load_rules(&self.cfg, &catalog_for(&self.cfg));
         let mut ev = AuditEvent::new(EventKind::RulesReloaded);
         ev.actor = Some(actor.to_string());
         let outcome = match result {

@@ -91,6 +91,7 @@
 //! JSON has no NaN: a NaN in `reason.values` (a query without data) is stored as
 //! `null`, and readers turn it back into NaN.
 pub mod cli;
+pub mod detail;
 pub mod event;
 mod files;
 mod line;

@@ -8,6 +8,15 @@ use std::fmt;
 /// The reserved label holding the metric name.
 pub const METRIC_NAME: &str = "__name__";
 
+/// Whether `s` may name a label (`[A-Za-z_][A-Za-z0-9_]*`, as in Prometheus).
+/// Rule query names follow the same rule, so they can be template and
+/// `when` variables.
+pub fn is_label_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 /// A sorted set of labels.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Labels(Vec<(String, String)>);

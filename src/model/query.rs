@@ -34,6 +34,15 @@ pub enum QueryOutcome {
     },
 }
 
+/// A rule query a remote source evaluates: the rule's name for it, the
+/// source and the PromQL, as the rule loader validated them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteQuery {
+    pub name: String,
+    pub source: String,
+    pub expr: String,
+}
+
 /// Why a remote source gave no result. Each is a distinct no-data kind in the
 /// rule status, the audit reason and `homeostat_source_queries_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]

@@ -7,12 +7,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::api::format_value;
-use super::compile::is_label_name;
 use super::compile::{AggOp, Grouping};
-use super::eval::{Elem, Val};
 use super::functions::quantile;
+use super::value::{Elem, Val};
 use super::EvalError;
-use crate::model::{Labels, METRIC_NAME};
+use crate::model::{is_label_name, Labels, METRIC_NAME};
 
 struct Group {
     labels: Labels,

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::compile::{BinOp, Card, Matching};
-use super::eval::{check_unique, Elem, Val};
+use super::value::{check_unique, Elem, Val};
 use super::EvalError;
 use crate::model::{Labels, METRIC_NAME};
 

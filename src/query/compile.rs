@@ -13,7 +13,7 @@ use promql_parser::parser::ast::{
 use promql_parser::parser::token;
 
 use super::{CompileOptions, QueryError, LOOKBACK_MS};
-use crate::model::METRIC_NAME;
+use crate::model::{is_label_name, METRIC_NAME};
 use crate::store::{MatchOp, Matcher};
 
 /// A vector selector: its matchers (metric name first, so the store can use
@@ -572,12 +572,6 @@ pub(crate) fn lower(e: &Expr, opts: &CompileOptions) -> Result<Node, QueryError>
 }
 
 /// A valid Prometheus label name.
-pub(crate) fn is_label_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
 fn string_arg(e: &Expr, func: &str, opts: &CompileOptions) -> Result<String, QueryError> {
     match lower(e, opts)? {
         Node::Str(s) => Ok(s),

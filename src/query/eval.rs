@@ -10,155 +10,16 @@
 //! at once, as Prometheus's `--query.max-samples` counts them) and released
 //! when its parent has consumed it; selectors and subquery steps also tick
 //! the budget, which is where a deadline or cancellation stops the work.
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::compile::{Func, Node, Selector};
+use super::functions::{self, Operands};
 use super::limits::Budget;
-use super::{aggregate, binary, functions, EvalError, RangeSeries, Value, LOOKBACK_MS};
-use crate::model::{Labels, Sample, TimestampMs, METRIC_NAME};
+use super::value::{check_unique, check_unique_all, Elem, MSeries, Val};
+use super::{aggregate, binary, EvalError, LOOKBACK_MS};
+use crate::model::{Labels, TimestampMs};
 use crate::store::{is_stale_nan, Store};
-
-/// One element of an instant vector. `drop_name` hides `__name__` without
-/// copying the label set.
-#[derive(Debug, Clone)]
-pub(crate) struct Elem {
-    pub labels: Arc<Labels>,
-    pub drop_name: bool,
-    pub value: f64,
-}
-
-impl Elem {
-    pub fn new(labels: Arc<Labels>, value: f64) -> Self {
-        Elem {
-            labels,
-            drop_name: false,
-            value,
-        }
-    }
-
-    pub fn get(&self, name: &str) -> Option<&str> {
-        if self.drop_name && name == METRIC_NAME {
-            return None;
-        }
-        self.labels.get(name)
-    }
-
-    /// Labels as seen by PromQL (without the name once it was dropped).
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        let drop = self.drop_name;
-        self.labels
-            .iter()
-            .filter(move |(k, _)| !(drop && *k == METRIC_NAME))
-    }
-
-    pub fn to_labels(&self) -> Labels {
-        if self.drop_name && self.labels.metric_name().is_some() {
-            self.labels.without_metric_name()
-        } else {
-            (*self.labels).clone()
-        }
-    }
-
-    /// Same element with the metric name dropped and a new value.
-    pub fn with_value_no_name(&self, value: f64) -> Elem {
-        Elem {
-            labels: self.labels.clone(),
-            drop_name: true,
-            value,
-        }
-    }
-}
-
-/// One series of a range vector (stale markers already removed).
-#[derive(Debug, Clone)]
-pub(crate) struct MSeries {
-    pub labels: Arc<Labels>,
-    pub samples: Vec<(TimestampMs, f64)>,
-}
-
-/// Internal value of a node.
-#[derive(Debug, Clone)]
-pub(crate) enum Val {
-    Scalar(f64),
-    Vector(Vec<Elem>),
-    Matrix(Vec<MSeries>),
-    Str(String),
-}
-
-impl Val {
-    pub fn into_public(self) -> Value {
-        match self {
-            Val::Scalar(x) => Value::Scalar(x),
-            Val::Str(s) => Value::String(s),
-            Val::Vector(v) => Value::Vector(
-                v.iter()
-                    .map(|e| Sample {
-                        labels: e.to_labels(),
-                        value: e.value,
-                    })
-                    .collect(),
-            ),
-            Val::Matrix(m) => Value::Matrix(
-                m.into_iter()
-                    .map(|s| RangeSeries {
-                        labels: (*s.labels).clone(),
-                        samples: s.samples,
-                    })
-                    .collect(),
-            ),
-        }
-    }
-
-    /// Samples this value holds, as charged to the budget.
-    fn sample_count(&self) -> usize {
-        match self {
-            Val::Scalar(_) | Val::Str(_) => 1,
-            Val::Vector(v) => v.len(),
-            Val::Matrix(m) => m.iter().map(|s| s.samples.len()).sum(),
-        }
-    }
-
-    fn type_name(&self) -> &'static str {
-        match self {
-            Val::Scalar(_) => "scalar",
-            Val::Vector(_) => "instant vector",
-            Val::Matrix(_) => "range vector",
-            Val::Str(_) => "string",
-        }
-    }
-}
-
-/// Error out if two elements have the same label set (after a name drop), as
-/// Prometheus does ("vector cannot contain metrics with the same labelset").
-pub(crate) fn check_unique(v: &[Elem]) -> Result<(), EvalError> {
-    // Without a dropped name every element is a distinct store series.
-    if v.len() < 2 || !v.iter().any(|e| e.drop_name) {
-        return Ok(());
-    }
-    let mut seen: HashSet<Vec<(&str, &str)>> = HashSet::with_capacity(v.len());
-    for e in v {
-        if !seen.insert(e.iter().collect()) {
-            return Err(EvalError::Execution(
-                "vector cannot contain metrics with the same labelset".into(),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Like [`check_unique`], for results whose labels were rewritten.
-pub(crate) fn check_unique_all(v: &[Elem]) -> Result<(), EvalError> {
-    let mut seen: HashSet<Vec<(&str, &str)>> = HashSet::with_capacity(v.len());
-    for e in v {
-        if !seen.insert(e.iter().collect()) {
-            return Err(EvalError::Execution(
-                "vector cannot contain metrics with the same labelset".into(),
-            ));
-        }
-    }
-    Ok(())
-}
 
 /// How the evaluator reaches the store: a store already locked by the caller
 /// (rules, tests), or a shared one locked anew for each selector, so a long
@@ -448,6 +309,42 @@ impl<'s> Evaluator<'s> {
 
     fn call(&self, f: Func, args: &[Node]) -> Result<Val, EvalError> {
         functions::call(self, f, args)
+    }
+}
+
+impl Operands for Evaluator<'_> {
+    fn at(&self) -> TimestampMs {
+        self.at
+    }
+
+    fn vector(&self, n: &Node) -> Result<Vec<Elem>, EvalError> {
+        Evaluator::vector(self, n)
+    }
+
+    fn scalar(&self, n: &Node) -> Result<f64, EvalError> {
+        Evaluator::scalar(self, n)
+    }
+
+    fn instant(
+        &self,
+        sel: &Selector,
+        value: impl Fn(TimestampMs, f64) -> f64,
+    ) -> Result<Vec<Elem>, EvalError> {
+        Evaluator::instant(self, sel, value)
+    }
+
+    fn range(&self, sel: &Selector, range_ms: i64) -> Result<Vec<MSeries>, EvalError> {
+        Evaluator::range(self, sel, range_ms)
+    }
+
+    fn subquery(
+        &self,
+        expr: &Node,
+        range_ms: i64,
+        step_ms: i64,
+        offset_ms: i64,
+    ) -> Result<Vec<MSeries>, EvalError> {
+        Evaluator::subquery(self, expr, range_ms, step_ms, offset_ms)
     }
 }
 

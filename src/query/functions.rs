@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::compile::{Func, Node, Selector};
-use super::eval::{check_unique, check_unique_all, Elem, Evaluator, MSeries, Val};
+use super::value::{check_unique, check_unique_all, Elem, MSeries, Val};
 use super::EvalError;
 use crate::model::{Labels, TimestampMs, METRIC_NAME};
 use crate::store::MatchOp;
@@ -275,7 +275,29 @@ fn map_values(v: Vec<Elem>, f: impl Fn(f64) -> f64) -> Result<Val, EvalError> {
     Ok(Val::Vector(out))
 }
 
-pub(crate) fn call(ev: &Evaluator<'_>, f: Func, args: &[Node]) -> Result<Val, EvalError> {
+/// What a function needs from the evaluator that calls it: its arguments
+/// evaluated, and the evaluation time. (A trait, so that this file does not
+/// import the evaluator that imports it.)
+pub(crate) trait Operands {
+    fn at(&self) -> TimestampMs;
+    fn vector(&self, n: &Node) -> Result<Vec<Elem>, EvalError>;
+    fn scalar(&self, n: &Node) -> Result<f64, EvalError>;
+    fn instant(
+        &self,
+        sel: &Selector,
+        value: impl Fn(TimestampMs, f64) -> f64,
+    ) -> Result<Vec<Elem>, EvalError>;
+    fn range(&self, sel: &Selector, range_ms: i64) -> Result<Vec<MSeries>, EvalError>;
+    fn subquery(
+        &self,
+        expr: &Node,
+        range_ms: i64,
+        step_ms: i64,
+        offset_ms: i64,
+    ) -> Result<Vec<MSeries>, EvalError>;
+}
+
+pub(crate) fn call(ev: &impl Operands, f: Func, args: &[Node]) -> Result<Val, EvalError> {
     use Func::*;
     match f {
         Rate | Irate | Increase | Delta | Idelta | Deriv | PredictLinear | Changes | Resets
@@ -375,13 +397,13 @@ pub(crate) fn call(ev: &Evaluator<'_>, f: Func, args: &[Node]) -> Result<Val, Ev
                 // Without an argument: the evaluation time, as a one-element vector.
                 None => Ok(Val::Vector(vec![Elem::new(
                     Arc::new(Labels::empty()),
-                    part(ev.at.div_euclid(1000)),
+                    part(ev.at().div_euclid(1000)),
                 )])),
                 // Go converts the float to int64 by truncation.
                 Some(a) => map_values(ev.vector(a)?, |v| part(v as i64)),
             }
         }
-        Time => Ok(Val::Scalar(ev.at as f64 / 1000.0)),
+        Time => Ok(Val::Scalar(ev.at() as f64 / 1000.0)),
         Vector => {
             let x = ev.scalar(arg(args, 0, f)?)?;
             Ok(Val::Vector(vec![Elem::new(Arc::new(Labels::empty()), x)]))
@@ -401,7 +423,7 @@ pub(crate) fn call(ev: &Evaluator<'_>, f: Func, args: &[Node]) -> Result<Val, Ev
             let v = match a {
                 Node::Instant(sel) => ev.instant(sel, |t, _| t as f64 / 1000.0)?,
                 other => {
-                    let at = ev.at as f64 / 1000.0;
+                    let at = ev.at() as f64 / 1000.0;
                     ev.vector(other)?
                         .into_iter()
                         .map(|mut e| {
@@ -434,7 +456,7 @@ pub(crate) fn call(ev: &Evaluator<'_>, f: Func, args: &[Node]) -> Result<Val, Ev
     }
 }
 
-fn range_function(ev: &Evaluator<'_>, f: Func, args: &[Node]) -> Result<Val, EvalError> {
+fn range_function(ev: &impl Operands, f: Func, args: &[Node]) -> Result<Val, EvalError> {
     use Func::*;
     // The matrix argument is first, except for quantile_over_time.
     let (m_node, scalar_arg) = match f {
@@ -464,7 +486,7 @@ fn range_function(ev: &Evaluator<'_>, f: Func, args: &[Node]) -> Result<Val, Eva
             ),
             _ => return Err(EvalError::Execution(format!("{f:?} needs a range vector"))),
         };
-    let range_end = ev.at - offset_ms;
+    let range_end = ev.at() - offset_ms;
     let range_start = range_end - range_ms;
     if f == AbsentOverTime {
         if !matrix.is_empty() {
@@ -491,7 +513,7 @@ fn range_function(ev: &Evaluator<'_>, f: Func, args: &[Node]) -> Result<Val, Eva
             Deriv => (p.len() >= 2).then(|| linear_regression(p, p[0].0).0),
             PredictLinear => (p.len() >= 2).then(|| {
                 // Prometheus fits with the evaluation time as intercept.
-                let (slope, intercept) = linear_regression(p, ev.at);
+                let (slope, intercept) = linear_regression(p, ev.at());
                 slope * scalar_arg.unwrap_or(0.0) + intercept
             }),
             Changes => Some(

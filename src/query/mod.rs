@@ -42,6 +42,7 @@ mod functions;
 pub mod limits;
 #[cfg(test)]
 mod tests;
+mod value;
 
 pub use api::{api_json, format_value};
 use compile::Node;

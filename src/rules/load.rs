@@ -1,118 +1,26 @@
-//! Loading rule files: YAML → validated [`RuleSet`], every error with file:line:column.
+//! Loading rule files in a given context: YAML → validated [`RuleSet`], every
+//! error in every file at once, each with file:line:column.
+//!
+//! The context ([`LoadContext`]: targets and the kinds their providers
+//! support, source names, the default interval) comes from the caller; this
+//! module does not read the agent config. A node with a structural error
+//! (unknown field, wrong type) is still checked for everything else, so one
+//! typo does not hide the next problem.
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use serde_yaml::{Mapping, Value};
+
+use super::action::{self, known, Catalog};
 use super::raw::*;
+use super::rule::{Rule, RuleGroup, RuleQuery, RuleSet, Trigger};
 use super::template::Template;
-use crate::actions::ActionSpec;
-use crate::config::AgentConfig;
-use crate::model::{ActionKind, Approval, Mode};
-use crate::query::Query;
-use crate::spec::{parse_duration, Diagnostic, SourceFile, YPath};
+use super::when;
+use crate::model::is_label_name;
+use crate::spec::{parse_duration, Diagnostic, Extracted, Naming, SourceFile, YPath};
 
-/// Which action kinds each target's provider supports: target name → kinds.
-pub type Catalog = BTreeMap<String, &'static [ActionKind]>;
-
-/// The capability catalog for the targets of an agent config.
-pub fn catalog_for(cfg: &AgentConfig) -> Catalog {
-    cfg.targets
-        .iter()
-        .map(|(name, t)| (name.clone(), t.provider.kinds()))
-        .collect()
-}
-
-/// All loaded rules, grouped as the agent schedules them.
-#[derive(Debug, Clone, Default)]
-pub struct RuleSet {
-    pub groups: Vec<RuleGroup>,
-}
-
-impl RuleSet {
-    /// The longest range any query needs (ms), for store retention.
-    pub fn max_range_ms(&self) -> i64 {
-        self.rules()
-            .flat_map(|r| r.queries.iter())
-            .filter_map(|q| q.local.as_ref().map(Query::max_range_ms))
-            .max()
-            .unwrap_or(0)
-    }
-
-    pub fn rules(&self) -> impl Iterator<Item = &Rule> {
-        self.groups.iter().flat_map(|g| g.rules.iter())
-    }
-
-    pub fn rule(&self, name: &str) -> Option<&Rule> {
-        self.rules().find(|r| r.name == name)
-    }
-}
-
-/// A group: its rules are evaluated together, in order, every `interval`.
-#[derive(Debug, Clone)]
-pub struct RuleGroup {
-    pub name: String,
-    pub file: PathBuf,
-    pub interval: Duration,
-    pub rules: Vec<Rule>,
-}
-
-/// One named query of a rule.
-#[derive(Debug, Clone)]
-pub struct RuleQuery {
-    pub name: String,
-    pub expr: String,
-    /// Remote source name; `None` means the local store.
-    pub source: Option<String>,
-    /// Compiled for the local evaluator (`None` for remote queries).
-    pub local: Option<Query>,
-}
-
-/// A validated rule.
-#[derive(Debug, Clone)]
-pub struct Rule {
-    pub name: String,
-    pub group: String,
-    pub description: String,
-    /// Sorted by name.
-    pub queries: Vec<RuleQuery>,
-    /// `when` as written.
-    pub when_text: String,
-    pub(crate) when: evalexpr::Node,
-    pub for_: Duration,
-    pub keep_firing_for: Duration,
-    pub cooldown: Option<Duration>,
-    pub on_no_data: OnNoData,
-    pub mode: Mode,
-    pub approval: Approval,
-    pub action: ActionSpec,
-    pub labels: BTreeMap<String, String>,
-    pub(crate) annotations: Vec<(String, Template)>,
-    pub(crate) instance_template: Option<Template>,
-    /// Set for an Alertmanager trigger rule (no queries; `when` is unused).
-    pub trigger: Option<Trigger>,
-}
-
-/// A validated `trigger:`: which Alertmanager alerts a rule acts on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Trigger {
-    /// Required value of the `alertname` label.
-    pub alert: String,
-    /// Further labels required with exactly these values.
-    pub matchers: BTreeMap<String, String>,
-}
-
-impl Trigger {
-    /// Whether an alert with these labels is one this trigger acts on.
-    pub fn matches(&self, labels: &crate::model::Labels) -> bool {
-        labels.get("alertname") == Some(self.alert.as_str())
-            && self
-                .matchers
-                .iter()
-                .all(|(k, v)| labels.get(k) == Some(v.as_str()))
-    }
-}
-
-/// What rule loading needs from the agent config.
+/// What rule loading needs to know about the agent it loads for.
 pub struct LoadContext<'a> {
     /// Target → kinds its provider supports; also the set of known targets.
     pub catalog: &'a Catalog,
@@ -122,58 +30,9 @@ pub struct LoadContext<'a> {
     pub default_interval: Duration,
 }
 
-impl<'a> LoadContext<'a> {
-    pub fn new(cfg: &AgentConfig, catalog: &'a Catalog) -> Self {
-        LoadContext {
-            catalog,
-            sources: cfg.sources.keys().cloned().collect(),
-            default_interval: cfg.scrape.interval,
-        }
-    }
-}
-
-/// Load every rule file the config names. A pattern matching no file is an
-/// error in the config file (a typo there would otherwise silently load nothing).
-pub fn load_rules(cfg: &AgentConfig, catalog: &Catalog) -> Result<RuleSet, Vec<Diagnostic>> {
-    let mut diags = Vec::new();
-    let mut files = Vec::new();
-    for p in &cfg.rule_files {
-        match p.expand() {
-            Ok(list) if list.is_empty() => diags.push(Diagnostic {
-                file: cfg.path.clone(),
-                line: p.line,
-                column: p.column,
-                message: format!("rule_files: {:?} matches no files", p.written),
-            }),
-            Ok(list) => files.extend(list),
-            Err(e) => diags.push(Diagnostic {
-                file: cfg.path.clone(),
-                line: p.line,
-                column: p.column,
-                message: e,
-            }),
-        }
-    }
-    files.dedup();
-    let ctx = LoadContext::new(cfg, catalog);
-    match load_files(&files, &ctx) {
-        Ok(set) if diags.is_empty() => Ok(set),
-        Ok(_) => Err(diags),
-        Err(more) => {
-            diags.extend(more);
-            Err(diags)
-        }
-    }
-}
-
 /// Load the given rule files.
 pub fn load_files(files: &[PathBuf], ctx: &LoadContext<'_>) -> Result<RuleSet, Vec<Diagnostic>> {
-    let mut loader = Loader {
-        ctx,
-        rule_names: BTreeMap::new(),
-        group_names: BTreeMap::new(),
-        diags: Vec::new(),
-    };
+    let mut loader = Loader::new(ctx);
     let mut set = RuleSet::default();
     for f in files {
         match SourceFile::read(f) {
@@ -181,14 +40,7 @@ pub fn load_files(files: &[PathBuf], ctx: &LoadContext<'_>) -> Result<RuleSet, V
             Err(d) => loader.diags.push(d),
         }
     }
-    if loader.diags.is_empty() {
-        Ok(set)
-    } else {
-        let mut d = loader.diags;
-        d.sort();
-        d.dedup();
-        Err(d)
-    }
+    loader.finish(set)
 }
 
 /// Load rules from text (tests, `POST /-/reload` previews).
@@ -197,27 +49,9 @@ pub fn load_str(
     text: &str,
     ctx: &LoadContext<'_>,
 ) -> Result<RuleSet, Vec<Diagnostic>> {
-    let mut loader = Loader {
-        ctx,
-        rule_names: BTreeMap::new(),
-        group_names: BTreeMap::new(),
-        diags: Vec::new(),
-    };
+    let mut loader = Loader::new(ctx);
     let groups = loader.file(SourceFile::new(path, text));
-    if loader.diags.is_empty() {
-        Ok(RuleSet { groups })
-    } else {
-        let mut d = loader.diags;
-        d.sort();
-        Err(d)
-    }
-}
-
-/// `[A-Za-z_][A-Za-z0-9_]*`: usable as an evalexpr variable and a label name.
-pub fn is_identifier(s: &str) -> bool {
-    let mut c = s.chars();
-    matches!(c.next(), Some(ch) if ch.is_ascii_alphabetic() || ch == '_')
-        && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+    loader.finish(RuleSet { groups })
 }
 
 struct Loader<'a> {
@@ -228,7 +62,26 @@ struct Loader<'a> {
     diags: Vec<Diagnostic>,
 }
 
-impl Loader<'_> {
+impl<'a> Loader<'a> {
+    fn new(ctx: &'a LoadContext<'a>) -> Self {
+        Loader {
+            ctx,
+            rule_names: BTreeMap::new(),
+            group_names: BTreeMap::new(),
+            diags: Vec::new(),
+        }
+    }
+
+    fn finish(self, set: RuleSet) -> Result<RuleSet, Vec<Diagnostic>> {
+        if self.diags.is_empty() {
+            return Ok(set);
+        }
+        let mut d = self.diags;
+        d.sort();
+        d.dedup();
+        Err(d)
+    }
+
     fn file(&mut self, mut src: SourceFile) -> Vec<RuleGroup> {
         let groups = self.file_groups(&mut src);
         self.diags.append(&mut src.diags);
@@ -237,7 +90,7 @@ impl Loader<'_> {
 
     fn file_groups(&mut self, src: &mut SourceFile) -> Vec<RuleGroup> {
         let root = YPath::root();
-        let doc: serde_yaml::Value = match serde_yaml::from_str(&src.text) {
+        let doc: Value = match serde_yaml::from_str(&src.text) {
             Ok(v) => v,
             Err(e) => {
                 src.yaml_error(&e, &root, "");
@@ -247,73 +100,92 @@ impl Loader<'_> {
         if doc.is_null() {
             return Vec::new(); // an empty rule file is allowed
         }
-        let Some(file) = src.extract_or_report::<RawRuleFile>(&root, "") else {
+        let top = Naming { what: "", base: "" };
+        let Some(file) = src
+            .extract_all::<RawRuleFile>(&doc, &root, top, |_, _, _| {})
+            .value
+        else {
             return Vec::new();
         };
         let mut out = Vec::new();
         for gi in 0..file.groups.len() {
             let gp = root.key("groups").idx(gi);
-            let what = match src.extract::<String>(&gp.key("name")) {
-                Ok(name) => format!("group {name:?}"),
-                Err(_) => format!("groups[{gi}]"),
-            };
-            let Some(g) = src.extract_or_report::<RawGroup>(&gp, &what) else {
-                continue;
-            };
-            let here = position(src, &gp.key("name"));
-            if let Some(first) = self.group_names.get(&g.name) {
-                src.error(
-                    &gp.key("name"),
-                    format!(
-                        "group {:?}: duplicate group name (first defined at {first})",
-                        g.name
-                    ),
-                );
-            } else {
-                self.group_names.insert(g.name.clone(), here);
+            if let Some(g) = self.group(src, &doc, &gp, gi) {
+                out.push(g);
             }
-            let interval = match &g.interval {
-                None => self.ctx.default_interval,
-                Some(s) => match parse_duration(s) {
-                    Ok(d) if !d.is_zero() => d,
-                    Ok(_) => {
-                        src.error(
-                            &gp.key("interval"),
-                            format!("group {:?}: interval must be > 0s", g.name),
-                        );
-                        self.ctx.default_interval
-                    }
-                    Err(e) => {
-                        src.error(
-                            &gp.key("interval"),
-                            format!("group {:?}: interval: {e}", g.name),
-                        );
-                        self.ctx.default_interval
-                    }
-                },
-            };
-            let mut rules = Vec::new();
-            for ri in 0..g.rules.len() {
-                let rp = gp.key("rules").idx(ri);
-                let what = match src.extract::<String>(&rp.key("name")) {
-                    Ok(name) => format!("rule {name:?}"),
-                    Err(_) => format!("groups[{gi}].rules[{ri}]"),
-                };
-                let Some(raw) = src.extract_or_report::<RawRule>(&rp, &what) else {
-                    continue;
-                };
-                if let Some(r) = self.rule(src, &rp, &g.name, raw) {
-                    rules.push(r);
-                }
-            }
-            out.push(RuleGroup {
-                name: g.name,
-                file: src.path.clone(),
-                interval,
-                rules,
-            });
         }
         out
+    }
+
+    fn group(
+        &mut self,
+        src: &mut SourceFile,
+        doc: &Value,
+        gp: &YPath,
+        gi: usize,
+    ) -> Option<RuleGroup> {
+        let what = match name_at(doc, gp) {
+            Some(name) => format!("group {name:?}"),
+            None => format!("groups[{gi}]"),
+        };
+        let naming = Naming {
+            what: &what,
+            base: "",
+        };
+        let g = src
+            .extract_all::<RawGroup>(doc, gp, naming, |_, _, _| {})
+            .value?;
+        let here = position(src, &gp.key("name"));
+        if let Some(first) = self.group_names.get(&g.name) {
+            src.error(
+                &gp.key("name"),
+                format!(
+                    "group {:?}: duplicate group name (first defined at {first})",
+                    g.name
+                ),
+            );
+        } else {
+            self.group_names.insert(g.name.clone(), here);
+        }
+        let interval = match &g.interval {
+            None => self.ctx.default_interval,
+            Some(s) => match parse_duration(s) {
+                Ok(d) if !d.is_zero() => d,
+                Ok(_) => {
+                    src.error(
+                        &gp.key("interval"),
+                        format!("group {:?}: interval must be > 0s", g.name),
+                    );
+                    self.ctx.default_interval
+                }
+                Err(e) => {
+                    src.error(
+                        &gp.key("interval"),
+                        format!("group {:?}: interval: {e}", g.name),
+                    );
+                    self.ctx.default_interval
+                }
+            },
+        };
+        let mut rules = Vec::new();
+        for ri in 0..g.rules.len() {
+            let rp = gp.key("rules").idx(ri);
+            let what = match name_at(doc, &rp) {
+                Some(name) => format!("rule {name:?}"),
+                None => format!("groups[{gi}].rules[{ri}]"),
+            };
+            let read = read_rule(src, doc, &rp, &what);
+            let Some(raw) = read.value else { continue };
+            if let Some(r) = self.rule(src, &rp, &g.name, raw, read.clean, &read.reported) {
+                rules.push(r);
+            }
+        }
+        Some(RuleGroup {
+            name: g.name,
+            file: src.path.clone(),
+            interval,
+            rules,
+        })
     }
 
     fn rule(
@@ -322,6 +194,8 @@ impl Loader<'_> {
         rp: &YPath,
         group: &str,
         raw: RawRule,
+        clean: bool,
+        reported: &BTreeSet<String>,
     ) -> Option<Rule> {
         let errors_before = src.diags.len();
         let what = format!("rule {:?}", raw.name);
@@ -340,18 +214,145 @@ impl Loader<'_> {
             .trigger
             .as_ref()
             .map(|t| self.trigger(src, rp, &what, t, &raw));
+        let triggered = raw.trigger.is_some() || reported.contains("trigger");
 
-        // Queries.
-        let mut queries = Vec::new();
-        if raw.queries.is_empty() && raw.trigger.is_none() {
+        if raw.queries.is_empty() && !triggered && !reported.contains("queries") {
             src.error(
                 rp,
                 format!("{what}: queries: at least one query is required (or a trigger:)"),
             );
         }
-        for (name, q) in &raw.queries {
+        let queries = self.queries(src, rp, &what, &raw.queries);
+        // Queries refused for their shape still count as names: `when` and
+        // the templates are checked as if they were there.
+        let query_names: Vec<&str> = raw
+            .queries
+            .keys()
+            .map(String::as_str)
+            .chain(reported.iter().filter_map(|r| r.strip_prefix("queries.")))
+            .collect();
+
+        let when_text = match (&raw.trigger, &raw.when) {
+            (Some(t), None) => format!("alert {}", t.alert),
+            _ => raw.when.clone().unwrap_or_default(),
+        };
+        let when = match &raw.when {
+            // A trigger rule has no condition of its own: the alert is it.
+            None if triggered => evalexpr::build_operator_tree("true").ok(),
+            None => {
+                if !reported.contains("when") {
+                    src.error(rp, format!("{what}: when is required (or a trigger:)"));
+                }
+                None
+            }
+            Some(text) => match when::compile(text, &query_names) {
+                Ok(node) => Some(node),
+                Err(problems) => {
+                    let wp = rp.key("when");
+                    for p in problems {
+                        let message = format!("{what}: when: {}", p.message);
+                        match &p.word {
+                            Some(w) => {
+                                let (line, column) = src.locate_word(&wp, w);
+                                src.error_at(line, column, message);
+                            }
+                            None => src.error(&wp, message),
+                        }
+                    }
+                    None
+                }
+            },
+        };
+
+        let mut dur = |key: &str, v: &Option<String>| -> Option<Duration> {
+            let s = v.as_ref()?;
+            match parse_duration(s) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    src.error(&rp.key(key), format!("{what}: {key}: {e}"));
+                    None
+                }
+            }
+        };
+        let for_ = dur("for", &raw.for_).unwrap_or(Duration::ZERO);
+        let keep_firing_for =
+            dur("keep_firing_for", &raw.keep_firing_for).unwrap_or(Duration::ZERO);
+        let cooldown = dur("cooldown", &raw.cooldown);
+
+        for k in raw.labels.keys() {
+            if !is_label_name(k) {
+                src.key_error(
+                    &rp.key("labels").key(k),
+                    format!("{what}: label name {k:?} is not valid"),
+                );
+            }
+        }
+        let mut annotations = Vec::new();
+        for (k, text) in &raw.annotations {
+            match Template::parse(text, query_names.iter().copied()) {
+                Ok(t) => annotations.push((k.clone(), t)),
+                Err(e) => src.error(
+                    &rp.key("annotations").key(k),
+                    format!("{what}: annotations.{k}: {e}"),
+                ),
+            }
+        }
+
+        let action = match raw.action {
+            None => {
+                if !reported.contains("action") {
+                    src.error(rp, format!("{what}: action is required"));
+                }
+                None
+            }
+            Some(a) => Some(action::validate(
+                src,
+                &rp.key("action"),
+                &what,
+                a,
+                self.ctx.catalog,
+                &query_names,
+            )),
+        };
+
+        if !clean || src.diags.len() > errors_before {
+            return None;
+        }
+        let (action, instance_template) = action?;
+        Some(Rule {
+            name: raw.name,
+            group: group.to_string(),
+            description: raw.description,
+            queries,
+            when_text,
+            when: when?,
+            for_,
+            keep_firing_for,
+            cooldown,
+            on_no_data: raw.on_no_data.unwrap_or_default(),
+            mode: raw.mode.unwrap_or_default(),
+            approval: raw.approval.unwrap_or_default(),
+            action,
+            labels: raw.labels,
+            annotations,
+            instance_template,
+            trigger,
+        })
+    }
+
+    /// Compile each query: local ones for the evaluator, remote ones checked
+    /// for syntax (their source evaluates them) and for a known source.
+    fn queries(
+        &self,
+        src: &mut SourceFile,
+        rp: &YPath,
+        what: &str,
+        raw: &BTreeMap<String, RawQuery>,
+    ) -> Vec<RuleQuery> {
+        let mut queries = Vec::new();
+        for (name, q) in raw {
             let qp = rp.key("queries").key(name);
-            if !is_identifier(name) {
+            if !is_label_name(name) {
                 src.key_error(
                     &qp,
                     format!(
@@ -383,7 +384,6 @@ impl Loader<'_> {
                             ),
                         );
                     }
-                    // The remote server evaluates it; we only check the syntax.
                     match instant_type(&r.expr) {
                         Ok(()) => queries.push(RuleQuery {
                             name: name.clone(),
@@ -399,118 +399,7 @@ impl Loader<'_> {
                 }
             }
         }
-        let query_names: Vec<&str> = raw.queries.keys().map(String::as_str).collect();
-
-        // when
-        let when_text = match (&raw.trigger, &raw.when) {
-            (Some(t), None) => format!("alert {}", t.alert),
-            _ => raw.when.clone().unwrap_or_default(),
-        };
-        let when = match &raw.when {
-            // A trigger rule has no condition of its own: the alert is it.
-            None if raw.trigger.is_some() => evalexpr::build_operator_tree("true").ok(),
-            None => {
-                src.error(rp, format!("{what}: when is required (or a trigger:)"));
-                None
-            }
-            Some(text) => match condition_tree(text) {
-                Ok(mut node) => {
-                    ints_to_floats(&mut node);
-                    let mut unknown: Vec<&str> = node
-                        .iter_variable_identifiers()
-                        .filter(|v| !query_names.contains(v))
-                        .collect();
-                    unknown.sort();
-                    unknown.dedup();
-                    for v in &unknown {
-                        let (line, column) = src.locate_word(&rp.key("when"), v);
-                        src.error_at(
-                            line,
-                            column,
-                            format!(
-                                "{what}: when: unknown variable {v:?} (queries are: {})",
-                                if query_names.is_empty() {
-                                    "none".to_string()
-                                } else {
-                                    query_names.join(", ")
-                                }
-                            ),
-                        );
-                    }
-                    Some(node)
-                }
-                Err(e) => {
-                    src.error(&rp.key("when"), format!("{what}: when: {e}"));
-                    None
-                }
-            },
-        };
-
-        let mut dur = |key: &str, v: &Option<String>| -> Option<Duration> {
-            let s = v.as_ref()?;
-            match parse_duration(s) {
-                Ok(d) => Some(d),
-                Err(e) => {
-                    src.error(&rp.key(key), format!("{what}: {key}: {e}"));
-                    None
-                }
-            }
-        };
-        let for_ = dur("for", &raw.for_).unwrap_or(Duration::ZERO);
-        let keep_firing_for =
-            dur("keep_firing_for", &raw.keep_firing_for).unwrap_or(Duration::ZERO);
-        let cooldown = dur("cooldown", &raw.cooldown);
-
-        for k in raw.labels.keys() {
-            if !is_identifier(k) {
-                src.key_error(
-                    &rp.key("labels").key(k),
-                    format!("{what}: label name {k:?} is not valid"),
-                );
-            }
-        }
-        let mut annotations = Vec::new();
-        for (k, text) in &raw.annotations {
-            match Template::parse(text, query_names.iter().copied()) {
-                Ok(t) => annotations.push((k.clone(), t)),
-                Err(e) => src.error(
-                    &rp.key("annotations").key(k),
-                    format!("{what}: annotations.{k}: {e}"),
-                ),
-            }
-        }
-
-        let action = match raw.action {
-            None => {
-                src.error(rp, format!("{what}: action is required"));
-                None
-            }
-            Some(a) => self.action(src, &rp.key("action"), &what, a, &query_names),
-        };
-
-        if src.diags.len() > errors_before {
-            return None;
-        }
-        let (action, instance_template) = action?;
-        Some(Rule {
-            name: raw.name,
-            group: group.to_string(),
-            description: raw.description,
-            queries,
-            when_text,
-            when: when?,
-            for_,
-            keep_firing_for,
-            cooldown,
-            on_no_data: raw.on_no_data.unwrap_or_default(),
-            mode: raw.mode.unwrap_or_default(),
-            approval: raw.approval.unwrap_or_default(),
-            action,
-            labels: raw.labels,
-            annotations,
-            instance_template,
-            trigger,
-        })
+        queries
     }
 
     /// Validate `trigger:` and the fields that cannot go with it. Alertmanager
@@ -545,7 +434,7 @@ impl Loader<'_> {
             src.error(&tp.key("alert"), format!("{what}: trigger: alert is empty"));
         }
         for k in t.matchers.keys() {
-            if !is_identifier(k) {
+            if !is_label_name(k) {
                 src.key_error(
                     &tp.key("matchers").key(k),
                     format!("{what}: trigger: matcher label name {k:?} is not valid"),
@@ -557,230 +446,84 @@ impl Loader<'_> {
             matchers: t.matchers.clone(),
         }
     }
+}
 
-    fn action(
-        &self,
-        src: &mut SourceFile,
-        ap: &YPath,
-        what: &str,
-        a: RawAction,
-        query_names: &[&str],
-    ) -> Option<(ActionSpec, Option<Template>)> {
-        use ActionKind::*;
-        let kind = a.kind;
-        match self.ctx.catalog.get(&a.target) {
-            None => {
-                let targets: BTreeSet<String> = self.ctx.catalog.keys().cloned().collect();
-                src.error(
-                    &ap.key("target"),
-                    format!("{what}: action: unknown target {:?} ({})", a.target, known(&targets)),
-                );
+/// Read the rule at `rp`. When it has a structural error, its nested blocks
+/// (`action`, `trigger`, each `{source, expr}` query) are read on their own
+/// first, so an error in one does not hide the others.
+fn read_rule(src: &mut SourceFile, doc: &Value, rp: &YPath, what: &str) -> Extracted<RawRule> {
+    let naming = Naming { what, base: "" };
+    src.extract_all::<RawRule>(doc, rp, naming, |src, map, reported| {
+        nested::<RawAction>(src, doc, rp, what, "action", map, reported);
+        nested::<RawTrigger>(src, doc, rp, what, "trigger", map, reported);
+        if let Some(Value::Mapping(queries)) = map.get_mut("queries") {
+            let names: Vec<String> = queries
+                .iter()
+                .filter(|(_, q)| q.is_mapping())
+                .filter_map(|(k, _)| k.as_str().map(str::to_string))
+                .collect();
+            let qp = rp.key("queries");
+            for name in names {
+                let base = format!("queries.{name}");
+                let naming = Naming { what, base: &base };
+                let got =
+                    src.extract_all::<RawRemoteQuery>(doc, &qp.key(&name), naming, |_, _, _| {});
+                match (got.clean, got.value, got.node) {
+                    (true, ..) => {}
+                    (false, Some(_), Some(node)) => {
+                        queries.insert(Value::String(name), node);
+                    }
+                    _ => {
+                        queries.shift_remove(name.as_str());
+                        reported.insert(base);
+                    }
+                }
             }
-            Some(kinds) if !kinds.contains(&kind) => src.error(
-                &ap.key("kind"),
-                format!(
-                    "{what}: action: target {:?}'s provider does not support {kind} (supported: {})",
-                    a.target,
-                    kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
-                ),
-            ),
-            Some(_) => {}
         }
+    })
+}
 
-        // Fields that only make sense for some kinds: reject the rest, so a
-        // misplaced setting is not silently ignored.
-        let set: [(&str, bool, &[ActionKind]); 12] = [
-            ("step", a.step.is_some(), &[ScaleOut, ScaleIn]),
-            ("factor", a.factor.is_some(), &[ScaleOut, ScaleIn]),
-            ("metric", a.metric.is_some(), &[Scale]),
-            ("target_value", a.target_value.is_some(), &[Scale]),
-            ("tolerance", a.tolerance.is_some(), &[Scale]),
-            (
-                "stabilization_window",
-                a.stabilization_window.is_some(),
-                &[Scale],
-            ),
-            ("instance", a.instance.is_some(), &[Failover, CircuitBreak]),
-            ("open_for", a.open_for.is_some(), &[CircuitBreak]),
-            (
-                "max_open_share",
-                a.max_open_share.is_some(),
-                &[CircuitBreak],
-            ),
-            ("version", a.version.is_some(), &[Redeploy]),
-            ("command", a.command.is_some(), &[Redeploy]),
-            ("env", !a.env.is_empty(), &[Redeploy]),
-        ];
-        for (field, present, kinds) in set {
-            if present && !kinds.contains(&kind) {
-                src.error(
-                    &ap.key(field),
-                    format!("{what}: action: {field} does not apply to {kind}"),
-                );
-            }
+/// Read the block `key` of the mapping on its own; keep what can be read of
+/// it, or drop it (reported) when nothing can.
+fn nested<T: serde::de::DeserializeOwned>(
+    src: &mut SourceFile,
+    doc: &Value,
+    rp: &YPath,
+    what: &str,
+    key: &str,
+    map: &mut Mapping,
+    reported: &mut BTreeSet<String>,
+) {
+    if !map.contains_key(key) {
+        return;
+    }
+    let naming = Naming { what, base: key };
+    let got = src.extract_all::<T>(doc, &rp.key(key), naming, |_, _, _| {});
+    match (got.clean, got.value, got.node) {
+        (true, ..) => {}
+        (false, Some(_), Some(node)) => {
+            map.insert(Value::String(key.to_string()), node);
         }
-        if a.rollback && kind != Redeploy {
-            src.error(
-                &ap.key("rollback"),
-                format!("{what}: action: rollback does not apply to {kind}"),
-            );
+        _ => {
+            map.shift_remove(key);
+            reported.insert(key.to_string());
         }
-
-        let mut spec = ActionSpec::new(kind, a.target.clone());
-        let mut instance_template = None;
-        match kind {
-            ScaleOut | ScaleIn => {
-                if a.step == Some(0) {
-                    src.error(&ap.key("step"), format!("{what}: action: step must be ≥ 1"));
-                }
-                if let Some(f) = a.factor {
-                    if !(f > 1.0 && f.is_finite()) {
-                        src.error(
-                            &ap.key("factor"),
-                            format!("{what}: action: factor must be > 1 (got {f})"),
-                        );
-                    }
-                }
-                if a.step.is_some() && a.factor.is_some() {
-                    src.error(
-                        &ap.key("factor"),
-                        format!("{what}: action: set step or factor, not both"),
-                    );
-                }
-                spec.step = a.step;
-                spec.factor = a.factor;
-            }
-            Scale => {
-                match &a.metric {
-                    None => src.error(ap, format!("{what}: action: scale needs metric (a query name)")),
-                    Some(m) if !query_names.contains(&m.as_str()) => src.error(
-                        &ap.key("metric"),
-                        format!("{what}: action: metric {m:?} is not a query of this rule (queries are: {})", query_names.join(", ")),
-                    ),
-                    Some(_) => {}
-                }
-                match a.target_value {
-                    None => src.error(ap, format!("{what}: action: scale needs target_value")),
-                    Some(v) if !(v > 0.0 && v.is_finite()) => src.error(
-                        &ap.key("target_value"),
-                        format!("{what}: action: target_value must be > 0 (got {v})"),
-                    ),
-                    Some(_) => {}
-                }
-                if let Some(t) = a.tolerance {
-                    if !(0.0..1.0).contains(&t) {
-                        src.error(
-                            &ap.key("tolerance"),
-                            format!("{what}: action: tolerance must be in [0, 1) (got {t})"),
-                        );
-                    }
-                }
-                spec.metric = a.metric.clone();
-                spec.target_value = a.target_value;
-                spec.tolerance = a.tolerance;
-                if let Some(s) = &a.stabilization_window {
-                    match parse_duration(s) {
-                        Ok(d) => spec.stabilization_window = Some(d),
-                        Err(e) => src.error(
-                            &ap.key("stabilization_window"),
-                            format!("{what}: action: stabilization_window: {e}"),
-                        ),
-                    }
-                }
-            }
-            Failover | CircuitBreak => {
-                match &a.instance {
-                    None => src.error(
-                        ap,
-                        format!("{what}: action: {kind} needs instance (e.g. \"{{{{ labels.instance }}}}\")"),
-                    ),
-                    Some(text) => match Template::parse(text, query_names.iter().copied()) {
-                        Ok(t) => instance_template = Some(t),
-                        Err(e) => src.error(&ap.key("instance"), format!("{what}: action: instance: {e}")),
-                    },
-                }
-                spec.instance = a.instance.clone();
-                if let Some(s) = &a.open_for {
-                    match parse_duration(s) {
-                        Ok(d) if !d.is_zero() => spec.open_for = Some(d),
-                        Ok(_) => src.error(
-                            &ap.key("open_for"),
-                            format!("{what}: action: open_for must be > 0s"),
-                        ),
-                        Err(e) => src.error(
-                            &ap.key("open_for"),
-                            format!("{what}: action: open_for: {e}"),
-                        ),
-                    }
-                }
-                if let Some(s) = a.max_open_share {
-                    if !(s > 0.0 && s <= 1.0) {
-                        src.error(
-                            &ap.key("max_open_share"),
-                            format!("{what}: action: max_open_share must be in (0, 1] (got {s})"),
-                        );
-                    }
-                    spec.max_open_share = Some(s);
-                }
-            }
-            Redeploy => {
-                if a.rollback && (a.version.is_some() || a.command.is_some() || !a.env.is_empty()) {
-                    src.error(
-                        &ap.key("rollback"),
-                        format!("{what}: action: rollback takes no version, command or env"),
-                    );
-                }
-                for name in a.env.keys() {
-                    if name.is_empty() || name.contains('=') || name.contains('\0') {
-                        src.error(
-                            &ap.key("env").key(name),
-                            format!("{what}: action: env: {name:?} is not a variable name"),
-                        );
-                    }
-                }
-                if a.command.as_ref().is_some_and(|c| c.is_empty()) {
-                    src.error(
-                        &ap.key("command"),
-                        format!("{what}: action: command is empty"),
-                    );
-                }
-                spec.version = a.version.clone();
-                spec.command = a.command.clone();
-                spec.env = a.env.clone();
-                spec.rollback = a.rollback;
-            }
-        }
-        Some((spec, instance_template))
     }
 }
 
-/// Query values are floats, and evalexpr's `==` does not equate `Float(0.0)`
-/// with `Int(0)`: `up == 0` would never hold. Integer literals become floats.
-fn ints_to_floats(node: &mut evalexpr::Node) {
-    if let evalexpr::Operator::Const { value } = node.operator_mut() {
-        if let evalexpr::Value::Int(i) = value {
-            *value = evalexpr::Value::Float(*i as f64);
-        }
-    }
-    for c in node.children_mut() {
-        ints_to_floats(c);
+/// The `name` of the mapping at `p`, as written (for naming it in errors).
+fn name_at(doc: &Value, p: &YPath) -> Option<String> {
+    match crate::spec::fields::node_at(doc, &p.key("name"))? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
     }
 }
 
 fn position(src: &SourceFile, p: &YPath) -> String {
     let (l, c) = src.locate(p);
     format!("{}:{l}:{c}", src.path.display())
-}
-
-fn known(names: &BTreeSet<String>) -> String {
-    if names.is_empty() {
-        "none are declared".to_string()
-    } else {
-        format!(
-            "known: {}",
-            names.iter().cloned().collect::<Vec<_>>().join(", ")
-        )
-    }
 }
 
 /// A rule needs one value per label set: the expression must be an instant
@@ -794,26 +537,6 @@ fn instant_type(expr: &str) -> Result<(), String> {
             "the expression is a {t}; a rule query must give an instant vector or a scalar"
         )),
     }
-}
-
-/// Parse a `when:` condition, after bounding its length and depth as a
-/// query's (evalexpr recurses in parsing and evaluating).
-fn condition_tree(text: &str) -> Result<evalexpr::Node, String> {
-    use crate::query::limits::{MAX_NESTING_DEPTH, MAX_QUERY_BYTES};
-    use crate::spec::nesting::{nesting_bound, Syntax};
-    if text.len() > MAX_QUERY_BYTES {
-        return Err(format!(
-            "the condition is {} bytes long; at most {MAX_QUERY_BYTES} are accepted",
-            text.len()
-        ));
-    }
-    if let Err(e) = nesting_bound(text, MAX_NESTING_DEPTH, Syntax::Condition) {
-        let (line, column) = e.line_column(text);
-        return Err(format!(
-            "the condition nests too deeply: past {MAX_NESTING_DEPTH} levels of brackets and operators at line {line}, column {column} of the condition"
-        ));
-    }
-    evalexpr::build_operator_tree(text).map_err(|e| e.to_string())
 }
 
 /// PromQL parser errors span lines; a diagnostic is one line.

@@ -1,26 +1,35 @@
 //! Rule files, their validation, and the per-label-set rule state machine.
 //!
-//! Owns: the rule file format (DESIGN.md §3) and its loading with positioned
-//! errors ([`load`]), templates ([`template`]), the Prometheus-like state machine
-//! that turns query outcomes into [`crate::actions::Decision`]s ([`engine`]), and
-//! `check` ([`check()`]). Must not read the clock, the store or the network: the
-//! agent evaluates queries and passes their outcomes and `now` in.
-pub mod engine;
-pub mod load;
-pub mod raw;
-pub mod template;
+//! Owns: the rule file format (DESIGN.md §3) and loading given files in a
+//! given context, with positioned errors (`load`, `action`, `when`);
+//! templates (`template`); the Prometheus-like state machine that turns
+//! query outcomes into [`crate::actions::Decision`]s (`state`, `join`,
+//! `decision`); Alertmanager trigger rules (`alerts`); and the engine that
+//! keeps every rule's state (`engine`). Must not read the clock, the store,
+//! the network or the agent config: the agent evaluates the queries and
+//! passes their outcomes and `now` in, and says which targets and sources
+//! exist.
+mod action;
+mod alerts;
+mod decision;
+mod engine;
+mod join;
+mod load;
+mod raw;
+mod rule;
+mod state;
+mod template;
+mod when;
 
-mod check;
 #[cfg(test)]
 mod tests;
 
-pub use check::{check, check_with, CheckSummary};
-pub use engine::{
-    join, AlertState, Engine, Evaluation, InstanceStatus, NoData, RuleState, RuleStatus,
-};
-pub use load::{
-    catalog_for, load_files, load_rules, load_str, Catalog, LoadContext, Rule, RuleGroup,
-    RuleQuery, RuleSet,
-};
+pub use action::Catalog;
+pub use alerts::AlertOutcome;
+pub use engine::Engine;
+pub use join::join;
+pub use load::{load_files, load_str, LoadContext};
 pub use raw::OnNoData;
+pub use rule::{Rule, RuleGroup, RuleQuery, RuleSet, Trigger};
+pub use state::{AlertState, Evaluation, InstanceStatus, NoData, RuleState, RuleStatus};
 pub use template::Template;

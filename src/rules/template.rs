@@ -37,7 +37,7 @@ impl Template {
                 .ok_or_else(|| format!("unclosed {{{{ in {text:?}"))?;
             let name = after[..close].trim();
             if let Some(label) = name.strip_prefix("labels.") {
-                if !super::load::is_identifier(label) {
+                if !crate::model::is_label_name(label) {
                     return Err(format!("{{{{ {name} }}}}: {label:?} is not a label name"));
                 }
                 parts.push(Part::Label(label.to_string()));

@@ -396,8 +396,10 @@ fn integer_literals_compare_equal_to_float_values() {
 
 #[test]
 fn when_runtime_error_changes_nothing() {
-    // `x` compared to a string is a type error at evaluation time
-    let r = rule("        queries: { x: 'sum(up)' }\n        when: x > \"a\"\n        action: { kind: scale_out, target: app }\n");
+    // `x` compared to a string is a type error at evaluation time (a load
+    // error too, since `check` looks for it: the node is set after loading).
+    let mut r = rule("        queries: { x: 'sum(up)' }\n        when: x > 1\n        action: { kind: scale_out, target: app }\n");
+    r.when = evalexpr::build_operator_tree("x > \"a\"").unwrap();
     let mut st = RuleState::default();
     let e = r.evaluate(&mut st, &one("x", 5.0), 0);
     assert!(e.decisions.is_empty());
@@ -480,7 +482,7 @@ fn local_queries_map_to_outcomes_through_the_store() {
     let mut store = Store::new();
     let a = Labels::new([("__name__", "up"), ("job", "demo"), ("instance", "a:1")]);
     let id = store.append(&a, 1_000, 0.0);
-    let out = r.eval_local_queries(&store, 2_000);
+    let out = crate::agent::tick::local_outcomes(&r, &store, 2_000);
     assert_eq!(
         out["up"],
         QueryOutcome::Ok(vec![s(
@@ -490,7 +492,7 @@ fn local_queries_map_to_outcomes_through_the_store() {
     );
     assert_eq!(out["other"], QueryOutcome::Missing);
     store.mark_stale(id, 3_000);
-    let out = r.eval_local_queries(&store, 4_000);
+    let out = crate::agent::tick::local_outcomes(&r, &store, 4_000);
     assert_eq!(out["up"], QueryOutcome::Stale);
 }
 
@@ -524,9 +526,16 @@ fn a_changed_rule_starts_afresh_after_reload() {
     let old = load(&yaml("x > 1")).unwrap();
     let new = load(&yaml("x > 2")).unwrap();
     let mut eng = Engine::new();
-    eng.evaluate_group(&old.groups[0], 0, |_| one("x", 5.0));
+    let group = |eng: &mut Engine, set: &RuleSet, now| -> Vec<Evaluation> {
+        let rules = &set.groups[0].rules;
+        rules
+            .iter()
+            .map(|r| eng.evaluate(r, &one("x", 5.0), now))
+            .collect()
+    };
+    group(&mut eng, &old, 0);
     eng.retain(&new);
-    let e = eng.evaluate_group(&new.groups[0], 10_000, |_| one("x", 5.0));
+    let e = group(&mut eng, &new, 10_000);
     assert!(
         e[0].decisions.is_empty(),
         "pending timer of the old definition carried over"

@@ -348,13 +348,12 @@ fn outcomes(rule: &Rule, store: &Store, now: TimestampMs) -> BTreeMap<String, Qu
         .iter()
         .map(|q| {
             let outcome = match &q.local {
-                Some(_) => q.eval_local(store, now),
-                None => None,
-            }
-            .unwrap_or_else(|| match crate::query::compile(&q.expr) {
-                Ok(query) => query.outcome(store, now),
-                Err(e) => QueryOutcome::Failed(e.to_string()),
-            });
+                Some(query) => query.outcome(store, now),
+                None => match crate::query::compile(&q.expr) {
+                    Ok(query) => query.outcome(store, now),
+                    Err(e) => QueryOutcome::Failed(e.to_string()),
+                },
+            };
             (q.name.clone(), outcome)
         })
         .collect()

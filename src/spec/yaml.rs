@@ -255,7 +255,7 @@ impl SourceFile {
 
 /// yaml_serde appends " at line L column C" to messages; we print the position
 /// in front instead, so drop it from the text.
-fn strip_position(msg: &str) -> String {
+pub(super) fn strip_position(msg: &str) -> String {
     let mut out = msg.to_string();
     while let Some(i) = out.find(" at line ") {
         // " at line N column M"

@@ -34,8 +34,7 @@ use serde_json::json;
 
 use crate::audit::{AuditEvent, EventKind};
 use crate::clock::Clock;
-use crate::model::TimestampMs;
-use crate::rules::engine::{alert_key, AlertInput, AlertKey};
+use crate::model::{AlertInput, AlertKey, TimestampMs};
 use crate::server::MutationPolicy;
 
 pub use payload::{PayloadError, MAX_ALERTS_PER_REQUEST};
@@ -128,7 +127,7 @@ pub fn acted_alerts<'a>(events: impl IntoIterator<Item = &'a AuditEvent>) -> Has
         .filter(|ev| ev.event == Some(EventKind::Decision) && ev.action_id.is_some())
         .filter_map(|ev| {
             let alert = ev.reason.as_ref()?.alert.as_ref()?;
-            Some(alert_key(ev.rule.as_deref()?, alert))
+            Some(AlertKey::new(ev.rule.as_deref()?, alert))
         })
         .collect()
 }

@@ -6,8 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::model::{AlertRef, Labels, TimestampMs};
-use crate::rules::engine::AlertInput;
+use crate::model::{AlertInput, AlertRef, Labels, TimestampMs};
 
 /// The only payload version Alertmanager has ever sent (0.x up to today).
 pub const VERSION: &str = "4";

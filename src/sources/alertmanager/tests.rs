@@ -15,8 +15,8 @@ use super::*;
 use crate::audit::{AuditEvent, EventKind};
 use crate::clock::parse_time;
 use crate::model::{ActionKind, AlertRef, Labels};
-use crate::rules::engine::{AlertOutcome, Engine};
 use crate::rules::{load_str, Catalog, LoadContext, Rule, RuleSet};
+use crate::rules::{AlertOutcome, Engine};
 
 const FIRING: &str = include_str!("../../../tests/fixtures/alertmanager/firing.json");
 const RESOLVED: &str = include_str!("../../../tests/fixtures/alertmanager/resolved.json");
@@ -53,7 +53,7 @@ const FAILOVER: &str = "        trigger:
         annotations: { summary: 'failing over {{ labels.instance }}' }
 ";
 
-fn firing() -> Vec<crate::rules::engine::AlertInput> {
+fn firing() -> Vec<crate::model::AlertInput> {
     parse(FIRING.as_bytes()).unwrap().1
 }
 

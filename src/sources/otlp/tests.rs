@@ -477,10 +477,11 @@ fn rule_queries_over_span_series_and_decisions_carry_trace_ids() {
     };
     let set = crate::rules::load_str(std::path::Path::new("r.yaml"), yaml, &ctx).expect("rules");
     let rule = &set.groups[0].rules[0];
-    let outcomes = rule.eval_local_queries(&store.read().expect("store"), at);
+    let outcomes = crate::agent::tick::local_outcomes(rule, &store.read().expect("store"), at);
     assert!(matches!(outcomes["ratio"], QueryOutcome::Ok(_)));
-    let mut engine = Engine::new().with_exemplars(rx.exemplars());
-    let eval = engine.evaluate(rule, &outcomes, at);
+    let mut engine = Engine::new();
+    let eval =
+        crate::agent::tick::evaluate(&mut engine, rule, &outcomes, Some(&rx.exemplars()), at);
     assert_eq!(eval.decisions.len(), 1);
     let ids = &eval.decisions[0].reason.trace_ids;
     // The latest failure (one kept per series), then the slowest span.
@@ -489,7 +490,7 @@ fn rule_queries_over_span_series_and_decisions_carry_trace_ids() {
         &vec![hex::encode([211u8; 16]), hex::encode([111u8; 16])]
     );
     // Without the index (or for other rules) the reason has none.
-    let eval = Engine::new().evaluate(rule, &outcomes, at);
+    let eval = crate::agent::tick::evaluate(&mut Engine::new(), rule, &outcomes, None, at);
     assert!(eval.decisions[0].reason.trace_ids.is_empty());
 }
 

@@ -18,20 +18,13 @@ use std::sync::Arc;
 pub use client::{ClientError, PrometheusClient, QueryResult};
 pub use config::{RawSource, Secret, SourceAuth, SourceConfig, SourceTls};
 
+pub use crate::model::RemoteQuery;
 use crate::model::{QueryOutcome, SourceFailure, TimestampMs};
 
 /// A client per configured source.
 #[derive(Debug, Clone, Default)]
 pub struct Sources {
     clients: BTreeMap<String, Arc<PrometheusClient>>,
-}
-
-/// One remote query to run: the rule's query name, the source and the PromQL.
-#[derive(Debug, Clone)]
-pub struct RemoteQuery {
-    pub name: String,
-    pub source: String,
-    pub expr: String,
 }
 
 /// The answer to a [`RemoteQuery`].
@@ -97,30 +90,12 @@ impl Sources {
         self.clients.get(name)
     }
 
-    /// Run the remote queries of `rule` (those naming a source) concurrently
-    /// at `at`; local queries are not touched.
-    pub async fn run_rule(&self, rule: &crate::rules::Rule, at: TimestampMs) -> Vec<RemoteAnswer> {
-        let queries: Vec<RemoteQuery> = rule
-            .queries
-            .iter()
-            .filter(|q| q.local.is_none())
-            .filter_map(|q| {
-                q.source.as_ref().map(|s| RemoteQuery {
-                    name: q.name.clone(),
-                    source: s.clone(),
-                    expr: q.expr.clone(),
-                })
-            })
-            .collect();
-        if queries.is_empty() {
-            return Vec::new();
-        }
-        self.run(queries, at).await
-    }
-
     /// Run `queries` concurrently at `at`, each within its source's timeout.
     /// Answers come back in the order of `queries`.
     pub async fn run(&self, queries: Vec<RemoteQuery>, at: TimestampMs) -> Vec<RemoteAnswer> {
+        if queries.is_empty() {
+            return Vec::new();
+        }
         let mut set = tokio::task::JoinSet::new();
         let n = queries.len();
         for (i, q) in queries.into_iter().enumerate() {

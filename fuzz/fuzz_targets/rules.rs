@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use homeostat::model::ActionKind;
-use homeostat::rules::load::{load_str, Catalog, LoadContext};
+use homeostat::rules::{load_str, Catalog, LoadContext};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

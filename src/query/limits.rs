@@ -172,29 +172,21 @@ impl CancelFlag {
         self.0.load(Ordering::Relaxed)
     }
 
-    /// A guard that cancels when dropped unless [`CancelOnDrop::disarm`]ed:
-    /// an HTTP handler holds one, so a client hanging up or the request
-    /// timeout (both drop the handler's future) stops the evaluation.
+    /// A guard that cancels when dropped: an HTTP handler holds one, so a
+    /// client hanging up or the request timeout (both drop the handler's
+    /// future) stops the evaluation.
     pub fn on_drop(&self) -> CancelOnDrop {
-        CancelOnDrop(Some(self.clone()))
+        CancelOnDrop(self.clone())
     }
 }
 
 /// See [`CancelFlag::on_drop`].
 #[derive(Debug)]
-pub struct CancelOnDrop(Option<CancelFlag>);
-
-impl CancelOnDrop {
-    pub fn disarm(mut self) {
-        self.0 = None;
-    }
-}
+pub struct CancelOnDrop(CancelFlag);
 
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
-        if let Some(c) = &self.0 {
-            c.cancel();
-        }
+        self.0.cancel();
     }
 }
 
@@ -357,9 +349,6 @@ mod tests {
         let guard = cancel.on_drop();
         drop(guard);
         assert_eq!(b.tick(), Err(EvalError::Cancelled));
-        let flag = CancelFlag::new();
-        flag.on_drop().disarm();
-        assert!(!flag.is_cancelled());
     }
 
     /// The deepest shape of each kind the check accepts, compiled and

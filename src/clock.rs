@@ -66,6 +66,31 @@ impl Stopwatch {
     }
 }
 
+/// A point on the real monotonic clock after which CPU-bound work gives up
+/// (a query evaluation checks it every so many samples). Real time, not
+/// tokio's pausable clock: it bounds how long a thread stays busy.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline(Option<std::time::Instant>);
+
+impl Deadline {
+    #[allow(clippy::disallowed_methods)] // the clock module may read the clock
+    pub fn after(d: Duration) -> Self {
+        // A timeout too large to represent never passes.
+        Deadline(std::time::Instant::now().checked_add(d))
+    }
+
+    #[allow(clippy::disallowed_methods)]
+    pub fn passed(&self) -> bool {
+        self.0.is_some_and(|at| std::time::Instant::now() >= at)
+    }
+}
+
+/// Earliest and latest timestamps accepted from users (`time=`, `since=`):
+/// 0001-01-01 and 9999-12-31T23:59:59.999Z, the range RFC 3339 can write.
+/// Keeps every `time - range - offset` of an evaluation far from overflow.
+pub const MIN_TIME_MS: TimestampMs = -62_135_596_800_000;
+pub const MAX_TIME_MS: TimestampMs = 253_402_300_799_999;
+
 /// Format a timestamp as RFC 3339 with millisecond precision (UTC).
 pub fn rfc3339(ts: TimestampMs) -> String {
     let t = UNIX_EPOCH + Duration::from_millis(ts.max(0) as u64);
@@ -73,14 +98,16 @@ pub fn rfc3339(ts: TimestampMs) -> String {
 }
 
 /// Parse RFC 3339 or a Unix timestamp in (fractional) seconds into milliseconds.
+/// `None` for anything else, including NaN, infinities and times outside
+/// [`MIN_TIME_MS`]..=[`MAX_TIME_MS`].
 pub fn parse_time(s: &str) -> Option<TimestampMs> {
     if let Ok(secs) = s.parse::<f64>() {
-        return secs
-            .is_finite()
-            .then(|| (secs * 1000.0).round() as TimestampMs);
+        let ms = (secs * 1000.0).round();
+        return (ms >= MIN_TIME_MS as f64 && ms <= MAX_TIME_MS as f64).then_some(ms as TimestampMs);
     }
     let t = humantime::parse_rfc3339_weak(s).ok()?;
-    Some(t.duration_since(UNIX_EPOCH).ok()?.as_millis() as TimestampMs)
+    let ms = i64::try_from(t.duration_since(UNIX_EPOCH).ok()?.as_millis()).ok()?;
+    (ms <= MAX_TIME_MS).then_some(ms)
 }
 
 #[cfg(test)]
@@ -103,5 +130,24 @@ mod tests {
             Some(1_700_000_000_500)
         );
         assert_eq!(parse_time("nope"), None);
+    }
+
+    #[test]
+    fn out_of_range_and_non_finite_times_are_refused() {
+        for bad in [
+            "-1e18",
+            "1e18",
+            "NaN",
+            "nan",
+            "inf",
+            "-Inf",
+            "1e400",
+            "253402300800",
+        ] {
+            assert_eq!(parse_time(bad), None, "{bad}");
+        }
+        assert_eq!(parse_time("-62135596800"), Some(MIN_TIME_MS));
+        assert_eq!(parse_time("253402300799.999"), Some(MAX_TIME_MS));
+        assert_eq!(parse_time("-1.5"), Some(-1500));
     }
 }

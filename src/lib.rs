@@ -17,6 +17,7 @@ pub mod locks;
 pub mod model;
 pub mod providers;
 pub mod query;
+pub mod redact;
 pub mod rules;
 pub mod ruletest;
 pub mod scrape;

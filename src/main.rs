@@ -139,6 +139,9 @@ fn main() -> ExitCode {
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // Worker and blocking threads evaluate queries: sized for the
+        // deepest query the pre-parse check lets through.
+        .thread_stack_size(homeostat::query::limits::THREAD_STACK_BYTES)
         .build()
         .context("starting the tokio runtime")
 }
@@ -201,6 +204,10 @@ fn run_agent(config: &std::path::Path) -> anyhow::Result<ExitCode> {
         homeostat::config::LogFormat::Json => homeostat::telemetry::LogFormat::Json,
     };
     homeostat::telemetry::init_logging(format, &cfg.log.level)?;
+    // The soft descriptor limit up to the hard one; the HTTP connection cap
+    // keeps half of it for scrapes, providers and the audit log.
+    let fds = homeostat::server::conn::raise_fd_limit();
+    tracing::info!(open_files_limit = ?fds, "file descriptor limit");
     let rt = runtime()?;
     rt.block_on(async move {
         let clock = homeostat::clock::Clock::system();

@@ -20,6 +20,8 @@ impl Agent {
         if let Some(t) = &self.cfg.api.token {
             cfg = cfg.with_token(t.expose());
         }
+        cfg.query = self.cfg.query.clone();
+        cfg.secrets = crate::redact::Redactor::new(secret_values(&self.cfg));
         let alerts = crate::sources::alertmanager::router(
             Arc::new(Control(self.clone())),
             crate::server::MutationPolicy::new(cfg.api_token.as_deref(), cfg.listen)?,
@@ -105,6 +107,45 @@ impl Agent {
     }
 }
 
+/// Every secret value the config holds (API token, source credentials,
+/// webhook secrets and secret-looking headers), for the API to mask wherever
+/// it could appear (an upstream's error body echoing its request, say).
+fn secret_values(cfg: &crate::config::AgentConfig) -> Vec<String> {
+    use crate::sources::prometheus::config::SourceAuth;
+    let mut out = Vec::new();
+    if let Some(t) = &cfg.api.token {
+        out.push(t.expose().to_string());
+    }
+    for s in cfg.sources.values() {
+        match &s.auth {
+            SourceAuth::None => {}
+            SourceAuth::Bearer(t) => out.push(t.expose().to_string()),
+            SourceAuth::Basic { password, .. } => out.push(password.expose().to_string()),
+        }
+    }
+    for t in cfg.targets.values() {
+        if let crate::config::ProviderConfig::Webhook(w) = &t.provider {
+            out.extend(
+                w.headers
+                    .iter()
+                    .filter(|(name, _)| crate::redact::is_secret_name(name))
+                    .map(|(_, v)| v.clone()),
+            );
+            if let Some(v) = w.secret_env.as_deref().and_then(|e| std::env::var(e).ok()) {
+                out.push(v);
+            }
+            if let Some(v) = w
+                .secret_file
+                .as_deref()
+                .and_then(|f| std::fs::read_to_string(f).ok())
+            {
+                out.push(v.trim_end_matches(['\n', '\r']).to_string());
+            }
+        }
+    }
+    out
+}
+
 impl crate::sources::alertmanager::AlertReceiver for Control {
     fn receive(
         &self,
@@ -147,7 +188,10 @@ impl AgentControl for Control {
         };
         tokio::task::spawn_blocking(move || crate::audit::query(&dir, &f))
             .await
-            .map_err(|e| e.to_string())?
+            .map_err(|e| {
+                tracing::error!(error = %e, "audit query task failed");
+                "reading the audit log failed (the agent's log has the details)".to_string()
+            })?
             .map(|events| json!(events))
             .map_err(|e| e.to_string())
     }

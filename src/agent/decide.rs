@@ -158,7 +158,9 @@ impl Agent {
     /// missing from stale from failed), remote ones on their source,
     /// concurrently, each within its source's timeout.
     async fn run_queries(&self, rule: &Rule, now: TimestampMs) -> BTreeMap<String, QueryOutcome> {
-        let mut outcomes = tick::local_outcomes(rule, &read(&self.store), now);
+        // query.timeout and query.max_samples bound each rule query too.
+        let mut outcomes =
+            tick::local_outcomes_within(rule, &read(&self.store), now, &self.cfg.query);
         for a in self.sources.run(rule.remote_queries(), now).await {
             self.metrics.source_query(&a.source, a.result.outcome());
             if let QueryResult::Failed { kind, error } = &a.result {

@@ -182,13 +182,18 @@ impl Agent {
         let app = self.router()?;
         let mut stop_rx = self.stop.subscribe();
         let this = self.clone();
-        let server = tokio::spawn(crate::server::serve(listener, app, async move {
-            tokio::select! {
-                _ = shutdown => {}
-                _ = stop_rx.wait_for(|s| *s) => {}
-            }
-            this.request_stop();
-        }));
+        let server = tokio::spawn(crate::server::serve_with(
+            listener,
+            app,
+            self.cfg.http.clone(),
+            async move {
+                tokio::select! {
+                    _ = shutdown => {}
+                    _ = stop_rx.wait_for(|s| *s) => {}
+                }
+                this.request_stop();
+            },
+        ));
         // First scrape round, then ready: rules never see an empty store at start.
         self.scrape.scrape_all_once().await;
         self.ready.store(true, Ordering::SeqCst);

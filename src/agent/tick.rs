@@ -19,11 +19,25 @@ pub fn local_outcomes(
     store: &Store,
     now: TimestampMs,
 ) -> BTreeMap<String, QueryOutcome> {
+    local_outcomes_within(rule, store, now, &crate::query::QueryLimits::default())
+}
+
+/// [`local_outcomes`], each query within `limits` (`query.max_samples`, and a
+/// `query.timeout` deadline of its own).
+pub fn local_outcomes_within(
+    rule: &Rule,
+    store: &Store,
+    now: TimestampMs,
+    limits: &crate::query::QueryLimits,
+) -> BTreeMap<String, QueryOutcome> {
     let mut outcomes = BTreeMap::new();
     for q in &rule.queries {
         match (&q.local, &q.source) {
             (Some(query), _) => {
-                outcomes.insert(q.name.clone(), query.outcome(store, now));
+                outcomes.insert(
+                    q.name.clone(),
+                    query.outcome_with(store, now, &limits.start()),
+                );
             }
             (None, Some(_)) => {}
             (None, None) => {

@@ -77,12 +77,14 @@
 //! # Secrets
 //!
 //! The writer cannot know secrets, so it redacts before hashing: in `detail`,
-//! `before` and `after`, the value of any object key containing
-//! (case-insensitively) `authorization`, `secret`, `token`, `password`,
-//! `passwd`, `api_key`/`apikey`/`api-key` becomes `"***"`, at any depth; and in
-//! their strings and in `error`, credentials in text are masked:
-//! `Bearer <token>`, `X-Api-Key: <value>`, `token=<value>` (query parameters,
-//! assignments) and the password of `scheme://user:pass@host`.
+//! `before` and `after`, the value of any object key that looks secret
+//! ([`crate::redact::is_secret_name`]: containing `authorization`, `secret`,
+//! `token`, `password`, `passwd`, `api_key`/`apikey`/`api-key`, or with a word
+//! such as `pass`, `pwd`, `private`, `key`, `pem`, `auth`, `cookie`, `dsn`)
+//! becomes `"***"`, at any depth; and in their strings and in `error`,
+//! credentials in text are masked: `Bearer <token>`, `X-Api-Key: <value>`,
+//! `token=<value>` (query parameters, assignments) and the password of
+//! `scheme://user:pass@host`.
 //!
 //! # Caveat: non-finite numbers
 //!

@@ -35,6 +35,10 @@ pub struct AgentConfig {
     pub api: ApiConfig,
     /// OTLP trace receiver settings.
     pub otlp: crate::sources::otlp::OtlpConfig,
+    /// What one query may cost.
+    pub query: crate::query::QueryLimits,
+    /// HTTP connection limits.
+    pub http: crate::server::HttpLimits,
 }
 
 /// One `rule_files` entry, with where it was written (for "matches nothing").
@@ -454,6 +458,21 @@ fn compile_source(mut src: SourceFile) -> Result<AgentConfig, Vec<Diagnostic>> {
         Default::default()
     });
 
+    let q: crate::query::limits::RawQueryLimits = section(&mut src, &doc, "query");
+    let query = crate::query::limits::compile_limits(q).unwrap_or_else(|errs| {
+        for (field, msg) in errs {
+            src.error(&root().key("query").key(field), msg);
+        }
+        Default::default()
+    });
+    let h: crate::server::conn::RawHttpLimits = section(&mut src, &doc, "http");
+    let http = crate::server::conn::compile_limits(h).unwrap_or_else(|errs| {
+        for (field, msg) in errs {
+            src.error(&root().key("http").key(field), msg);
+        }
+        Default::default()
+    });
+
     if !src.diags.is_empty() {
         src.diags.sort();
         src.diags.dedup();
@@ -472,6 +491,8 @@ fn compile_source(mut src: SourceFile) -> Result<AgentConfig, Vec<Diagnostic>> {
         log,
         api: ApiConfig { token },
         otlp,
+        query,
+        http,
     })
 }
 

@@ -39,6 +39,10 @@ pub struct RawTop {
     pub api: Option<serde::de::IgnoredAny>,
     /// See [`RawConfig::otlp`].
     pub otlp: Option<serde::de::IgnoredAny>,
+    /// See [`RawConfig::query`].
+    pub query: Option<serde::de::IgnoredAny>,
+    /// See [`RawConfig::http`].
+    pub http: Option<serde::de::IgnoredAny>,
 }
 
 /// The whole agent config (DESIGN.md §6), as written.
@@ -73,6 +77,12 @@ pub struct RawConfig {
     /// OpenTelemetry trace receiver (`POST /v1/traces`).
     #[serde(default)]
     pub otlp: crate::sources::otlp::config::RawOtlp,
+    /// What one query may cost (`max_samples`, `timeout`, `max_concurrency`).
+    #[serde(default)]
+    pub query: crate::query::limits::RawQueryLimits,
+    /// HTTP connection limits (`header_read_timeout`, `idle_timeout`, `max_connections`).
+    #[serde(default)]
+    pub http: crate::server::conn::RawHttpLimits,
 }
 
 /// `scrape:` section.

@@ -43,14 +43,20 @@ pub(crate) fn aggregate(
     }
     let scalar_param = match param {
         Some(Val::Scalar(x)) => Some(x),
-        Some(_) => return Err(EvalError("aggregation parameter must be a scalar".into())),
+        Some(_) => {
+            return Err(EvalError::Execution(
+                "aggregation parameter must be a scalar".into(),
+            ))
+        }
         None => None,
     };
     let mut k = 0usize;
     if matches!(op, AggOp::Topk | AggOp::Bottomk) {
         let f = scalar_param.unwrap_or(f64::NAN);
         if !(f >= i64::MIN as f64 && f <= i64::MAX as f64) {
-            return Err(EvalError(format!("Scalar value {f} overflows int64")));
+            return Err(EvalError::Execution(format!(
+                "Scalar value {f} overflows int64"
+            )));
         }
         let ki = f as i64;
         if ki < 1 {
@@ -174,10 +180,14 @@ fn count_values(
     input: Vec<Elem>,
 ) -> Result<Vec<Elem>, EvalError> {
     let Some(Val::Str(label)) = param else {
-        return Err(EvalError("count_values needs a string parameter".into()));
+        return Err(EvalError::Execution(
+            "count_values needs a string parameter".into(),
+        ));
     };
     if !is_label_name(&label) {
-        return Err(EvalError(format!("invalid label name {label:?}")));
+        return Err(EvalError::Execution(format!(
+            "invalid label name {label:?}"
+        )));
     }
     let grouping = match grouping {
         Grouping::By(names) => {

@@ -56,7 +56,7 @@ pub(crate) fn binary(
             BinOp::Unless => Ok(Val::Vector(unless(a, b, matching))),
             _ => vector_vector(op, a, b, matching, return_bool).map(Val::Vector),
         },
-        _ => Err(EvalError(format!(
+        _ => Err(EvalError::Execution(format!(
             "binary operator {op:?} needs scalar or instant vector operands"
         ))),
     }
@@ -137,7 +137,7 @@ fn vector_vector(
     for r in one {
         let sig = signature(r, m);
         if let Some(dup) = ones.get(&sig) {
-            return Err(EvalError(format!(
+            return Err(EvalError::Execution(format!(
                 "found duplicate series for the match group {} on the {one_side} hand-side of the operation: [{}, {}];many-to-many matching not allowed: matching labels must be unique on one side",
                 fmt_pairs(&sig),
                 go_labels(dup.iter()),
@@ -182,7 +182,7 @@ fn vector_vector(
                     }
                 };
                 if !matched.insert(sig) {
-                    return Err(EvalError(
+                    return Err(EvalError::Execution(
                         "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)"
                             .into(),
                     ));
@@ -202,7 +202,7 @@ fn vector_vector(
                     labels.set(name, r.get(name).unwrap_or(""));
                 }
                 if !grouped.entry(sig).or_default().insert(labels.clone()) {
-                    return Err(EvalError(
+                    return Err(EvalError::Execution(
                         "multiple matches for labels: grouping labels must ensure unique matches"
                             .into(),
                     ));

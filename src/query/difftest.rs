@@ -174,7 +174,7 @@ fn ours(g: &Group) -> Vec<Outcome> {
         .map(|(_, c)| {
             let result = compile(&c.expr)
                 .map_err(|e| e.to_string())
-                .and_then(|q| q.eval(&store, c.at_ms).map_err(|e| e.0));
+                .and_then(|q| q.eval(&store, c.at_ms).map_err(|e| e.to_string()));
             match result {
                 Ok(Value::Vector(v)) => {
                     let mut s: Vec<(String, f64)> = v

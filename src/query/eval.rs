@@ -5,32 +5,71 @@
 //! representation, and dispatch to functions, aggregations and operators.
 //! Label sets are shared with the store (`Arc`) and the metric name is dropped
 //! lazily, so a tick over many series clones labels only for its output.
+//!
+//! Every value built is charged to the evaluation's [`Budget`] (samples held
+//! at once, as Prometheus's `--query.max-samples` counts them) and released
+//! when its parent has consumed it; selectors and subquery steps also tick
+//! the budget, which is where a deadline or cancellation stops the work.
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::compile::{Func, Node, Selector};
 use super::functions::{self, Operands};
+use super::limits::Budget;
 use super::value::{check_unique, check_unique_all, Elem, MSeries, Val};
 use super::{aggregate, binary, EvalError, LOOKBACK_MS};
 use crate::model::{Labels, TimestampMs};
 use crate::store::{is_stale_nan, Store};
 
+/// How the evaluator reaches the store: a store already locked by the caller
+/// (rules, tests), or a shared one locked anew for each selector, so a long
+/// API query never holds writers (scrapes) back for more than one selection.
+pub(crate) trait StoreView {
+    fn with_store(&self, f: &mut dyn FnMut(&Store));
+}
+
+impl StoreView for Store {
+    fn with_store(&self, f: &mut dyn FnMut(&Store)) {
+        f(self)
+    }
+}
+
+impl StoreView for std::sync::RwLock<Store> {
+    fn with_store(&self, f: &mut dyn FnMut(&Store)) {
+        let store = self
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&store)
+    }
+}
+
 pub(crate) struct Evaluator<'s> {
-    store: &'s Store,
+    store: &'s dyn StoreView,
     pub at: TimestampMs,
+    budget: &'s Budget<'s>,
 }
 
 impl<'s> Evaluator<'s> {
-    pub fn new(store: &'s Store, at: TimestampMs) -> Self {
-        Evaluator { store, at }
+    pub fn new(store: &'s dyn StoreView, at: TimestampMs, budget: &'s Budget<'s>) -> Self {
+        Evaluator { store, at, budget }
     }
 
+    /// Evaluate `n`. What its operands held is released once it is built;
+    /// the result stays charged until the caller's own node is built.
     pub fn eval(&self, n: &Node) -> Result<Val, EvalError> {
+        let mark = self.budget.mark();
+        let v = self.eval_node(n)?;
+        self.budget.release_to(mark);
+        self.budget.charge(v.sample_count())?;
+        Ok(v)
+    }
+
+    fn eval_node(&self, n: &Node) -> Result<Val, EvalError> {
         match n {
             Node::Number(x) => Ok(Val::Scalar(*x)),
             Node::Str(s) => Ok(Val::Str(s.clone())),
-            Node::Instant(sel) => Ok(Val::Vector(self.instant(sel, |_, v| v))),
-            Node::Range(sel, range) => Ok(Val::Matrix(self.range(sel, *range))),
+            Node::Instant(sel) => Ok(Val::Vector(self.instant(sel, |_, v| v)?)),
+            Node::Range(sel, range) => Ok(Val::Matrix(self.range(sel, *range)?)),
             Node::Subquery {
                 expr,
                 range_ms,
@@ -46,7 +85,10 @@ impl<'s> Evaluator<'s> {
                     check_unique(&out)?;
                     Ok(Val::Vector(out))
                 }
-                other => Err(EvalError(format!("unary minus on a {}", other.type_name()))),
+                other => Err(EvalError::Execution(format!(
+                    "unary minus on a {}",
+                    other.type_name()
+                ))),
             },
             Node::Call(f, args) => self.call(*f, args),
             Node::Aggregate {
@@ -128,7 +170,7 @@ impl<'s> Evaluator<'s> {
     pub fn vector(&self, n: &Node) -> Result<Vec<Elem>, EvalError> {
         match self.eval(n)? {
             Val::Vector(v) => Ok(v),
-            other => Err(EvalError(format!(
+            other => Err(EvalError::Execution(format!(
                 "expected instant vector, got {}",
                 other.type_name()
             ))),
@@ -139,41 +181,63 @@ impl<'s> Evaluator<'s> {
     pub fn scalar(&self, n: &Node) -> Result<f64, EvalError> {
         match self.eval(n)? {
             Val::Scalar(x) => Ok(x),
-            other => Err(EvalError(format!(
+            other => Err(EvalError::Execution(format!(
                 "expected scalar, got {}",
                 other.type_name()
             ))),
         }
     }
 
-    /// Instant selector: the newest sample in `[t - 5m, t]` (t = at - offset),
-    /// unless it is a stale marker. `value` maps (sample time, value) to the
+    /// Instant selector (charged to the budget as it selects): the newest
+    /// sample in `[t - 5m, t]` (t = at - offset), unless it is a stale marker. `value` maps (sample time, value) to the
     /// element value (used by `timestamp()`).
-    pub fn instant(&self, sel: &Selector, value: impl Fn(TimestampMs, f64) -> f64) -> Vec<Elem> {
+    pub fn instant(
+        &self,
+        sel: &Selector,
+        value: impl Fn(TimestampMs, f64) -> f64,
+    ) -> Result<Vec<Elem>, EvalError> {
         let t = self.at - sel.offset_ms;
         let mut out = Vec::new();
-        self.store.select_each(
-            &sel.matchers,
-            t - LOOKBACK_MS,
-            t,
-            |_, labels, mut samples| {
-                if let Some(&(st, v)) = samples.next_back() {
-                    if !is_stale_nan(v) {
-                        out.push(Elem::new(labels.clone(), value(st, v)));
+        let mut stopped = Ok(());
+        self.store.with_store(&mut |store| {
+            store.select_each(
+                &sel.matchers,
+                t - LOOKBACK_MS,
+                t,
+                |_, labels, mut samples| {
+                    if stopped.is_err() {
+                        return;
                     }
-                }
-            },
-        );
-        out
+                    if let Some(&(st, v)) = samples.next_back() {
+                        if !is_stale_nan(v) {
+                            stopped = self.budget.charge(1);
+                            out.push(Elem::new(labels.clone(), value(st, v)));
+                        }
+                    } else {
+                        stopped = self.budget.tick();
+                    }
+                },
+            )
+        });
+        stopped.map(|()| out)
     }
 
     /// Range selector: samples in the closed window `[t - range, t]`, stale
     /// markers removed; series left without samples are omitted.
-    pub fn range(&self, sel: &Selector, range_ms: i64) -> Vec<MSeries> {
+    pub fn range(&self, sel: &Selector, range_ms: i64) -> Result<Vec<MSeries>, EvalError> {
         let t = self.at - sel.offset_ms;
         let mut out = Vec::new();
-        self.store
-            .select_each(&sel.matchers, t - range_ms, t, |_, labels, samples| {
+        let mut stopped = Ok(());
+        self.store.with_store(&mut |store| {
+            store.select_each(&sel.matchers, t - range_ms, t, |_, labels, samples| {
+                if stopped.is_err() {
+                    return;
+                }
+                // Charge before copying, so one huge selection stops early.
+                stopped = self.budget.charge(samples.len());
+                if stopped.is_err() {
+                    return;
+                }
                 let samples: Vec<(TimestampMs, f64)> = samples
                     .filter(|(_, v)| !is_stale_nan(*v))
                     .copied()
@@ -184,8 +248,9 @@ impl<'s> Evaluator<'s> {
                         samples,
                     });
                 }
-            });
-        out
+            })
+        });
+        stopped.map(|()| out)
     }
 
     /// Evaluate `expr` at each multiple of `step` in `[t - range, t]`,
@@ -206,12 +271,22 @@ impl<'s> Evaluator<'s> {
         let mut index: HashMap<Labels, usize> = HashMap::new();
         let mut out: Vec<MSeries> = Vec::new();
         while t <= end {
-            let inner = Evaluator::new(self.store, t);
+            self.budget.tick()?;
+            let inner = Evaluator::new(self.store, t, self.budget);
+            let mark = self.budget.mark();
             let v = match inner.eval(expr)? {
                 Val::Vector(v) => v,
                 Val::Scalar(x) => vec![Elem::new(Arc::new(Labels::empty()), x)],
-                other => return Err(EvalError(format!("subquery of a {}", other.type_name()))),
+                other => {
+                    return Err(EvalError::Execution(format!(
+                        "subquery of a {}",
+                        other.type_name()
+                    )))
+                }
             };
+            // The step's result moves into `out`: charged there instead.
+            self.budget.release_to(mark);
+            self.budget.charge(v.len())?;
             for e in v {
                 let labels = e.to_labels();
                 let i = match index.get(&labels) {
@@ -250,11 +325,15 @@ impl Operands for Evaluator<'_> {
         Evaluator::scalar(self, n)
     }
 
-    fn instant(&self, sel: &Selector, value: impl Fn(TimestampMs, f64) -> f64) -> Vec<Elem> {
+    fn instant(
+        &self,
+        sel: &Selector,
+        value: impl Fn(TimestampMs, f64) -> f64,
+    ) -> Result<Vec<Elem>, EvalError> {
         Evaluator::instant(self, sel, value)
     }
 
-    fn range(&self, sel: &Selector, range_ms: i64) -> Vec<MSeries> {
+    fn range(&self, sel: &Selector, range_ms: i64) -> Result<Vec<MSeries>, EvalError> {
         Evaluator::range(self, sel, range_ms)
     }
 

@@ -264,7 +264,7 @@ fn selector_of(n: &Node) -> Option<&Selector> {
 
 fn arg(args: &[Node], i: usize, f: Func) -> Result<&Node, EvalError> {
     args.get(i)
-        .ok_or_else(|| EvalError(format!("missing argument {} of {:?}", i + 1, f)))
+        .ok_or_else(|| EvalError::Execution(format!("missing argument {} of {:?}", i + 1, f)))
 }
 
 /// Map every element's value, dropping the metric name (as Prometheus's
@@ -282,8 +282,12 @@ pub(crate) trait Operands {
     fn at(&self) -> TimestampMs;
     fn vector(&self, n: &Node) -> Result<Vec<Elem>, EvalError>;
     fn scalar(&self, n: &Node) -> Result<f64, EvalError>;
-    fn instant(&self, sel: &Selector, value: impl Fn(TimestampMs, f64) -> f64) -> Vec<Elem>;
-    fn range(&self, sel: &Selector, range_ms: i64) -> Vec<MSeries>;
+    fn instant(
+        &self,
+        sel: &Selector,
+        value: impl Fn(TimestampMs, f64) -> f64,
+    ) -> Result<Vec<Elem>, EvalError>;
+    fn range(&self, sel: &Selector, range_ms: i64) -> Result<Vec<MSeries>, EvalError>;
     fn subquery(
         &self,
         expr: &Node,
@@ -417,7 +421,7 @@ pub(crate) fn call(ev: &impl Operands, f: Func, args: &[Node]) -> Result<Val, Ev
             // On a selector, the sample's own timestamp; otherwise the
             // evaluation time (Prometheus's special case).
             let v = match a {
-                Node::Instant(sel) => ev.instant(sel, |t, _| t as f64 / 1000.0),
+                Node::Instant(sel) => ev.instant(sel, |t, _| t as f64 / 1000.0)?,
                 other => {
                     let at = ev.at() as f64 / 1000.0;
                     ev.vector(other)?
@@ -464,7 +468,7 @@ fn range_function(ev: &impl Operands, f: Func, args: &[Node]) -> Result<Val, Eva
     let (matrix, range_ms, offset_ms, absent_sel): (Vec<MSeries>, i64, i64, Option<&Selector>) =
         match m_node {
             Node::Range(sel, range_ms) => (
-                ev.range(sel, *range_ms),
+                ev.range(sel, *range_ms)?,
                 *range_ms,
                 sel.offset_ms,
                 Some(sel),
@@ -480,7 +484,7 @@ fn range_function(ev: &impl Operands, f: Func, args: &[Node]) -> Result<Val, Eva
                 *offset_ms,
                 None,
             ),
-            _ => return Err(EvalError(format!("{f:?} needs a range vector"))),
+            _ => return Err(EvalError::Execution(format!("{f:?} needs a range vector"))),
         };
     let range_end = ev.at() - offset_ms;
     let range_start = range_end - range_ms;

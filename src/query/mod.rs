@@ -7,7 +7,9 @@
 //!
 //! Layout: [`compile`] turns the parser's AST into our own plan (`Node`),
 //! `eval` walks the plan against the store, `functions`, `aggregate` and
-//! `binary` hold the operators, `api` the JSON format.
+//! `binary` hold the operators, `api` the JSON format, [`limits`] what one
+//! query may cost (length and depth before parsing; samples held, deadline
+//! and cancellation while evaluating).
 //!
 //! ```
 //! use homeostat::labels::Labels;
@@ -37,12 +39,14 @@ mod compile;
 mod difftest;
 mod eval;
 mod functions;
+pub mod limits;
 #[cfg(test)]
 mod tests;
 mod value;
 
 pub use api::{api_json, format_value};
 use compile::Node;
+pub use limits::{CancelFlag, EvalLimits, QueryLimits};
 
 /// Prometheus's default lookback for instant vector selectors (5 minutes).
 pub const LOOKBACK_MS: i64 = 300_000;
@@ -51,21 +55,42 @@ pub const LOOKBACK_MS: i64 = 300_000;
 /// global evaluation interval, whose default is 1m (as is promtool's).
 pub const DEFAULT_SUBQUERY_STEP_MS: i64 = 60_000;
 
-/// A load-time error: the text does not parse, or uses a construct we do
-/// not evaluate (named in the message).
+/// A load-time error: the text is too long or too deep to parse safely, does
+/// not parse, or uses a construct we do not evaluate (named in the message).
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
 pub enum QueryError {
     #[error("parse error: {0}")]
     Parse(String),
     #[error("{0} is not supported by homeostat's evaluator")]
     Unsupported(String),
+    #[error("the expression is {len} bytes long; at most {max} are accepted")]
+    TooLong { len: usize, max: usize },
+    #[error(
+        "the expression nests too deeply: past {max} levels of brackets and operators at line {line}, column {column} of the expression"
+    )]
+    TooDeep {
+        max: usize,
+        line: usize,
+        column: usize,
+    },
 }
 
 /// An evaluation-time error, with Prometheus's message where it has one
-/// (ambiguous vector matching, duplicate label sets after dropping the name).
+/// (ambiguous vector matching, duplicate label sets after dropping the name),
+/// or a limit of [`EvalLimits`] that stopped the evaluation.
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
-#[error("{0}")]
-pub struct EvalError(pub String);
+pub enum EvalError {
+    #[error("{0}")]
+    Execution(String),
+    #[error(
+        "query processing would load too many samples into memory in query execution (limit query.max_samples: {limit})"
+    )]
+    TooManySamples { limit: usize },
+    #[error("query timed out in query execution (limit query.timeout: {})", crate::spec::format_duration(*after))]
+    Timeout { after: std::time::Duration },
+    #[error("query cancelled: the client went away")]
+    Cancelled,
+}
 
 /// One series of a range vector, samples oldest first.
 #[derive(Debug, Clone, PartialEq)]
@@ -116,7 +141,7 @@ pub fn compile(text: &str) -> Result<Query, QueryError> {
 
 /// [`compile`] with explicit options.
 pub fn compile_with(text: &str, opts: &CompileOptions) -> Result<Query, QueryError> {
-    let ast = promql_parser::parser::parse(text).map_err(QueryError::Parse)?;
+    let ast = parse(text)?;
     let root = compile::lower(&ast, opts)?;
     let max_range_ms = root.max_range_ms();
     Ok(Query {
@@ -124,6 +149,13 @@ pub fn compile_with(text: &str, opts: &CompileOptions) -> Result<Query, QueryErr
         root,
         max_range_ms,
     })
+}
+
+/// Parse PromQL with `promql-parser`, after [`limits::check_text`]: every
+/// PromQL text from a user goes through here (the parser recurses).
+pub fn parse(text: &str) -> Result<promql_parser::parser::Expr, QueryError> {
+    limits::check_text(text)?;
+    promql_parser::parser::parse(text).map_err(QueryError::Parse)
 }
 
 impl Query {
@@ -137,25 +169,69 @@ impl Query {
         self.max_range_ms
     }
 
-    /// Evaluate at `at` (ms since the epoch), as a Prometheus instant query.
+    /// Evaluate at `at` (ms since the epoch), as a Prometheus instant query,
+    /// with the default sample limit and no deadline.
     pub fn eval(&self, store: &Store, at: TimestampMs) -> Result<Value, EvalError> {
-        let v = eval::Evaluator::new(store, at).eval(&self.root)?;
+        self.eval_with(store, at, &EvalLimits::default())
+    }
+
+    /// [`Query::eval`] within `limits`.
+    pub fn eval_with(
+        &self,
+        store: &Store,
+        at: TimestampMs,
+        limits: &EvalLimits,
+    ) -> Result<Value, EvalError> {
+        self.run(store, at, limits)
+    }
+
+    /// [`Query::eval_with`] on a shared store, read-locked for one selector
+    /// at a time: however long the evaluation, writers wait for at most one
+    /// selection (the HTTP API evaluates this way).
+    pub fn eval_shared(
+        &self,
+        store: &std::sync::RwLock<Store>,
+        at: TimestampMs,
+        limits: &EvalLimits,
+    ) -> Result<Value, EvalError> {
+        self.run(store, at, limits)
+    }
+
+    fn run(
+        &self,
+        store: &dyn eval::StoreView,
+        at: TimestampMs,
+        limits: &EvalLimits,
+    ) -> Result<Value, EvalError> {
+        let budget = limits::Budget::new(limits);
+        budget.check_now()?;
+        let v = eval::Evaluator::new(store, at, &budget).eval(&self.root)?;
         Ok(v.into_public())
     }
 
     /// Evaluate to an instant vector: a scalar becomes one sample with empty
     /// labels; strings and range vectors are errors.
     pub fn eval_vector(&self, store: &Store, at: TimestampMs) -> Result<Vec<Sample>, EvalError> {
-        match self.eval(store, at)? {
+        self.eval_vector_with(store, at, &EvalLimits::default())
+    }
+
+    /// [`Query::eval_vector`] within `limits`.
+    pub fn eval_vector_with(
+        &self,
+        store: &Store,
+        at: TimestampMs,
+        limits: &EvalLimits,
+    ) -> Result<Vec<Sample>, EvalError> {
+        match self.eval_with(store, at, limits)? {
             Value::Vector(v) => Ok(v),
             Value::Scalar(x) => Ok(vec![Sample {
                 labels: Labels::empty(),
                 value: x,
             }]),
-            Value::Matrix(_) => Err(EvalError(
+            Value::Matrix(_) => Err(EvalError::Execution(
                 "expression returns a range vector, an instant vector or scalar is needed".into(),
             )),
-            Value::String(_) => Err(EvalError(
+            Value::String(_) => Err(EvalError::Execution(
                 "expression returns a string, an instant vector or scalar is needed".into(),
             )),
         }
@@ -164,7 +240,19 @@ impl Query {
     /// What a rule sees of this query at `at`: samples, or missing, stale or
     /// failed. Only an empty answer pays for the staleness probe.
     pub fn outcome(&self, store: &Store, at: TimestampMs) -> QueryOutcome {
-        let result = self.eval_vector(store, at).map_err(|e| e.0);
+        self.outcome_with(store, at, &EvalLimits::default())
+    }
+
+    /// [`Query::outcome`] within `limits`.
+    pub fn outcome_with(
+        &self,
+        store: &Store,
+        at: TimestampMs,
+        limits: &EvalLimits,
+    ) -> QueryOutcome {
+        let result = self
+            .eval_vector_with(store, at, limits)
+            .map_err(|e| e.to_string());
         let stale = matches!(&result, Ok(v) if v.is_empty()) && self.selects_stale(store, at);
         QueryOutcome::from_eval(result, stale)
     }

@@ -59,7 +59,7 @@ fn one(s: &Store, q: &str, at_s: i64) -> f64 {
 
 fn err(s: &Store, q: &str, at_s: i64) -> String {
     match compile(q).expect("compiles").eval(s, at_s * S) {
-        Err(e) => e.0,
+        Err(e) => e.to_string(),
         Ok(v) => panic!("{q}: expected an error, got {v:?}"),
     }
 }

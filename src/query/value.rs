@@ -99,6 +99,15 @@ impl Val {
         }
     }
 
+    /// Samples this value holds, as the evaluation's budget charges them.
+    pub(super) fn sample_count(&self) -> usize {
+        match self {
+            Val::Scalar(_) | Val::Str(_) => 1,
+            Val::Vector(v) => v.len(),
+            Val::Matrix(m) => m.iter().map(|s| s.samples.len()).sum(),
+        }
+    }
+
     pub(super) fn type_name(&self) -> &'static str {
         match self {
             Val::Scalar(_) => "scalar",
@@ -119,7 +128,7 @@ pub(crate) fn check_unique(v: &[Elem]) -> Result<(), EvalError> {
     let mut seen: HashSet<Vec<(&str, &str)>> = HashSet::with_capacity(v.len());
     for e in v {
         if !seen.insert(e.iter().collect()) {
-            return Err(EvalError(
+            return Err(EvalError::Execution(
                 "vector cannot contain metrics with the same labelset".into(),
             ));
         }
@@ -132,7 +141,7 @@ pub(crate) fn check_unique_all(v: &[Elem]) -> Result<(), EvalError> {
     let mut seen: HashSet<Vec<(&str, &str)>> = HashSet::with_capacity(v.len());
     for e in v {
         if !seen.insert(e.iter().collect()) {
-            return Err(EvalError(
+            return Err(EvalError::Execution(
                 "vector cannot contain metrics with the same labelset".into(),
             ));
         }

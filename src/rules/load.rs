@@ -530,7 +530,7 @@ fn position(src: &SourceFile, p: &YPath) -> String {
 /// vector or a scalar, which the parser knows without evaluating.
 fn instant_type(expr: &str) -> Result<(), String> {
     use promql_parser::parser::value::ValueType;
-    let ast = promql_parser::parser::parse(expr).map_err(|e| format!("parse error: {e}"))?;
+    let ast = crate::query::parse(expr).map_err(|e| e.to_string())?;
     match ast.value_type() {
         ValueType::Vector | ValueType::Scalar => Ok(()),
         t => Err(format!(

@@ -11,6 +11,26 @@ use std::collections::BTreeMap;
 
 use evalexpr::{ContextWithMutableVariables, EvalexprError, HashMapContext, Node, Operator, Value};
 
+/// Refuse a condition too long or too deep to parse safely, with the
+/// bounds of a query's text.
+fn bounded(text: &str) -> Result<(), String> {
+    use crate::query::limits::{MAX_NESTING_DEPTH, MAX_QUERY_BYTES};
+    use crate::spec::nesting::{nesting_bound, Syntax};
+    if text.len() > MAX_QUERY_BYTES {
+        return Err(format!(
+            "the condition is {} bytes long; at most {MAX_QUERY_BYTES} are accepted",
+            text.len()
+        ));
+    }
+    nesting_bound(text, MAX_NESTING_DEPTH, Syntax::Condition).map_err(|e| {
+        let (line, column) = e.line_column(text);
+        format!(
+            "the condition nests too deeply: past {MAX_NESTING_DEPTH} levels of brackets and operators at line {line}, column {column} of the condition"
+        )
+    })?;
+    Ok(())
+}
+
 /// Values every query takes in turn for the load-time type check.
 const SAMPLES: [f64; 2] = [1.0, 0.0];
 
@@ -42,6 +62,8 @@ impl Problem {
 
 /// Compile `text` for a rule whose queries are `queries`; every problem found.
 pub(super) fn compile(text: &str, queries: &[&str]) -> Result<Node, Vec<Problem>> {
+    // evalexpr recurses in parsing and evaluating: bound the text first.
+    bounded(text).map_err(|m| vec![Problem::whole(m)])?;
     // PromQL words first: evalexpr's own error for `a > 1 and b > 2` ("tried
     // to append a node to a leaf node") does not say what is wrong.
     let promql: Vec<Problem> = words(text)

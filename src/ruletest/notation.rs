@@ -98,7 +98,7 @@ pub fn parse_labels(desc: &str) -> Result<Labels, NotationError> {
         return Ok(Labels::empty());
     }
     let err = |why: String| NotationError::Labels(desc.to_string(), why);
-    let expr = promql_parser::parser::parse(d).map_err(err)?;
+    let expr = crate::query::parse(d).map_err(|e| err(e.to_string()))?;
     let promql_parser::parser::Expr::VectorSelector(vs) = expr else {
         return Err(err("not a series description".into()));
     };

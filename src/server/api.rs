@@ -31,7 +31,27 @@ fn bad_data(msg: impl std::fmt::Display) -> Response {
     error_response(StatusCode::BAD_REQUEST, "bad_data", &msg.to_string())
 }
 
-/// Parameters from the query string and, for a form POST, the body (body first,
+/// The answer when something failed inside the agent: never the failure's
+/// own text (a panic message may hold anything).
+pub(crate) fn internal_error() -> Response {
+    error_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "internal error (the agent's log has the details)",
+    )
+}
+
+/// Which bodies a POST endpoint takes besides a form.
+#[derive(Clone, Copy, PartialEq)]
+enum Body {
+    /// `/api/v1/query`: forms only, as Prometheus.
+    Form,
+    /// Mutating endpoints: a form or a JSON object of strings
+    /// (`{"actor": "alice"}`), since loopback callers must send JSON.
+    FormOrJson,
+}
+
+/// Parameters from the query string and, for a POST, the body (body first,
 /// as Go's `FormValue` does).
 #[allow(clippy::result_large_err)] // the Err is the response itself; a cold path
 fn params(
@@ -39,6 +59,7 @@ fn params(
     headers: &HeaderMap,
     raw: Option<&str>,
     body: &[u8],
+    accepts: Body,
 ) -> Result<Vec<(String, String)>, Response> {
     let mut out = Vec::new();
     if *method == Method::POST && !body.is_empty() {
@@ -46,19 +67,42 @@ fn params(
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        if !ct.starts_with("application/x-www-form-urlencoded") {
+        if ct.starts_with("application/x-www-form-urlencoded") {
+            out.extend(form::parse(body).map_err(bad_data)?);
+        } else if accepts == Body::FormOrJson && ct.starts_with("application/json") {
+            out.extend(json_params(body).map_err(bad_data)?);
+        } else {
             return Err(error_response(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "bad_data",
-                "POST body must be application/x-www-form-urlencoded",
+                match accepts {
+                    Body::Form => "POST body must be application/x-www-form-urlencoded",
+                    Body::FormOrJson => {
+                        "POST body must be application/json or application/x-www-form-urlencoded"
+                    }
+                },
             ));
         }
-        out.extend(form::parse(body).map_err(bad_data)?);
     }
     if let Some(q) = raw {
         out.extend(form::parse(q.as_bytes()).map_err(bad_data)?);
     }
     Ok(out)
+}
+
+/// `{"actor": "alice", "comment": "..."}` → pairs; values must be strings.
+fn json_params(body: &[u8]) -> Result<Vec<(String, String)>, String> {
+    let v: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| format!("malformed JSON body: {e}"))?;
+    let Some(obj) = v.as_object() else {
+        return Err("the JSON body must be an object".into());
+    };
+    obj.iter()
+        .map(|(k, v)| match v {
+            serde_json::Value::String(s) => Ok((k.clone(), s.clone())),
+            _ => Err(format!("JSON body: {k:?} must be a string")),
+        })
+        .collect()
 }
 
 fn param<'a>(p: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -130,11 +174,10 @@ pub(crate) async fn reload(State(st): State<AppState>, headers: HeaderMap) -> Re
             )
                 .into_response()
         }
-        Err(e) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("reload task failed: {e}\n"),
-        )
-            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "reload task failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "reload task failed\n").into_response()
+        }
     }
 }
 
@@ -145,7 +188,12 @@ pub(crate) async fn query(
     RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> Response {
-    let p = match params(&method, &headers, raw.as_deref(), &body) {
+    // From here on, a client hanging up or the request timeout (both drop this
+    // future) cancels the evaluation.
+    let cancel = crate::query::CancelFlag::new();
+    let _cancel_on_drop = cancel.on_drop();
+    let limits = st.query_limits.start().with_cancel(cancel);
+    let p = match params(&method, &headers, raw.as_deref(), &body, Body::Form) {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -158,7 +206,7 @@ pub(crate) async fn query(
             Some(t) => t,
             None => {
                 return bad_data(format!(
-                    "invalid parameter \"time\": cannot parse {t:?} to a valid timestamp"
+                    "invalid parameter \"time\": cannot parse {t:?} to a valid timestamp (RFC 3339 or Unix seconds, years 0001 to 9999)"
                 ))
             }
         },
@@ -167,34 +215,66 @@ pub(crate) async fn query(
         Ok(q) => q,
         Err(e) => return bad_data(format!("invalid parameter \"query\": {e}")),
     };
+    // API queries run on their own bounded pool: at most max_concurrency on
+    // blocking threads, never on the async workers that serve health checks,
+    // scrapes and rules. Waiting for a slot counts against the timeout.
+    let max = st.query_limits.max_concurrency;
+    let waited = tokio::time::timeout(
+        st.query_limits.timeout,
+        st.query_slots.clone().acquire_owned(),
+    )
+    .await;
+    let Ok(Ok(slot)) = waited else {
+        return error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            &format!(
+                "too many queries at once: at most {max} run concurrently (query.max_concurrency) and none finished within query.timeout"
+            ),
+        );
+    };
     let store = st.store.clone();
-    // Evaluation is CPU work under the store's read lock: keep it off the async workers.
     let result = tokio::task::spawn_blocking(move || {
-        let s = store.read().unwrap_or_else(|p| p.into_inner());
-        q.eval(&s, at).map(|v| crate::query::api_json(&v, at))
+        // Held until the evaluation really ends, even if the client is gone.
+        let _slot = slot;
+        // The store is locked per selector, so scrapes and rules wait for
+        // at most one selection, however long the query runs.
+        q.eval_shared(&store, at, &limits)
+            .map(|v| crate::query::api_json(&v, at))
     })
     .await;
+    use crate::query::EvalError;
     match result {
         Ok(Ok(data)) => success(data),
+        Ok(Err(e @ (EvalError::Timeout { .. } | EvalError::Cancelled))) => {
+            error_response(StatusCode::SERVICE_UNAVAILABLE, "timeout", &e.to_string())
+        }
         Ok(Err(e)) => error_response(
             StatusCode::UNPROCESSABLE_ENTITY,
             "execution",
             &e.to_string(),
         ),
-        Err(e) => error_response(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            &e.to_string(),
-        ),
+        Err(e) => {
+            tracing::error!(error = %e, "query evaluation failed");
+            internal_error()
+        }
     }
 }
 
+/// `data` as the API shows it: configured secret values, secret-looking keys
+/// (a redeploy's `SMTP_PASS`) and credentials in text (an upstream's error
+/// body echoing `Authorization: Bearer …`) masked.
+fn shown(st: &AppState, mut data: serde_json::Value) -> Response {
+    st.secrets.mask_json(&mut data);
+    success(data)
+}
+
 pub(crate) async fn rules(State(st): State<AppState>) -> Response {
-    success(st.control.rules())
+    shown(&st, st.control.rules())
 }
 
 pub(crate) async fn targets(State(st): State<AppState>) -> Response {
-    success(st.control.targets())
+    shown(&st, st.control.targets())
 }
 
 fn audit_filter(p: &[(String, String)], now: i64) -> Result<AuditFilter, String> {
@@ -205,12 +285,12 @@ fn audit_filter(p: &[(String, String)], now: i64) -> Result<AuditFilter, String>
     if let Some(s) = param(p, "since").filter(|s| !s.is_empty()) {
         // An absolute time (RFC 3339 or Unix seconds) or a duration back from now ("1h").
         let t = crate::clock::parse_time(s).or_else(|| {
-            crate::spec::parse_duration(s)
-                .ok()
-                .map(|d| now - d.as_millis() as i64)
+            let d = crate::spec::parse_duration(s).ok()?;
+            now.checked_sub(i64::try_from(d.as_millis()).ok()?)
+                .filter(|t| *t >= crate::clock::MIN_TIME_MS)
         });
         f.since = Some(t.ok_or_else(|| {
-            format!("invalid parameter \"since\": {s:?} is neither a time nor a duration")
+            format!("invalid parameter \"since\": {s:?} is neither a time (years 0001 to 9999) nor a duration back from now")
         })?);
     }
     f.rule = param(p, "rule")
@@ -239,7 +319,13 @@ fn audit_filter(p: &[(String, String)], now: i64) -> Result<AuditFilter, String>
 }
 
 pub(crate) async fn audit(State(st): State<AppState>, RawQuery(raw): RawQuery) -> Response {
-    let p = match params(&Method::GET, &HeaderMap::new(), raw.as_deref(), &[]) {
+    let p = match params(
+        &Method::GET,
+        &HeaderMap::new(),
+        raw.as_deref(),
+        &[],
+        Body::Form,
+    ) {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -248,8 +334,12 @@ pub(crate) async fn audit(State(st): State<AppState>, RawQuery(raw): RawQuery) -
         Err(e) => return bad_data(e),
     };
     match st.control.audit(f).await {
-        Ok(data) => success(data),
-        Err(e) => error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal", &e),
+        Ok(data) => shown(&st, data),
+        Err(e) => error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            &st.secrets.mask_text(&e),
+        ),
     }
 }
 
@@ -276,7 +366,7 @@ async fn set_paused(
     if let Err(resp) = st.policy.check(&headers) {
         return resp;
     }
-    let p = match params(&method, &headers, raw.as_deref(), &body) {
+    let p = match params(&method, &headers, raw.as_deref(), &body, Body::FormOrJson) {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -290,11 +380,10 @@ async fn set_paused(
             success(data)
         }
         Ok(Err(e)) => error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal", &e),
-        Err(e) => error_response(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            &e.to_string(),
-        ),
+        Err(e) => {
+            tracing::error!(error = %e, "pause task failed");
+            internal_error()
+        }
     }
 }
 
@@ -319,7 +408,7 @@ pub(crate) async fn resume(
 }
 
 pub(crate) async fn approvals(State(st): State<AppState>) -> Response {
-    success(st.control.approvals())
+    shown(&st, st.control.approvals())
 }
 
 async fn decide(
@@ -334,7 +423,7 @@ async fn decide(
     if let Err(resp) = st.policy.check(&headers) {
         return resp;
     }
-    let p = match params(&method, &headers, raw.as_deref(), &body) {
+    let p = match params(&method, &headers, raw.as_deref(), &body, Body::FormOrJson) {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -355,11 +444,10 @@ async fn decide(
         Ok(Err(ControlError::Internal(e))) => {
             error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal", &e)
         }
-        Err(e) => error_response(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            &e.to_string(),
-        ),
+        Err(e) => {
+            tracing::error!(error = %e, "approval task failed");
+            internal_error()
+        }
     }
 }
 

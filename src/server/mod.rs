@@ -2,8 +2,12 @@
 //! `POST /-/reload`, the Prometheus-compatible `/api/v1/query`, and the
 //! `/api/v1/{rules,targets,audit,approvals,pause,resume}` API.
 //!
-//! Owns: routing, request limits (body size, timeout), authentication of the
-//! mutating endpoints, the Prometheus response envelope, and graceful shutdown.
+//! Owns: routing, request limits (body size, timeout), connection limits
+//! ([`conn`]: header-read and idle timeouts, a cap), authentication of the
+//! mutating endpoints, the pool API queries run on (so they cannot starve the
+//! agent's own work), masking of secrets in what the API shows, turning a
+//! panicking handler into a 500, the Prometheus response envelope, and
+//! graceful shutdown.
 //! Must not own agent state: everything it shows or changes goes through the
 //! [`AgentControl`] trait the agent implements (plus read access to the store and
 //! the self-metrics), so data still flows one way.
@@ -13,12 +17,18 @@
 //! - With an API token configured, they need `Authorization: Bearer <token>`
 //!   (compared in constant time) whatever the listen address; anything else is
 //!   401. The token is never logged.
+//!   The scheme is case-insensitive (`bearer x` works, RFC 9110).
 //! - Without a token, they are allowed only when the server listens on a loopback
 //!   address (then only local users can reach it, as with Prometheus's
 //!   `--web.enable-lifecycle` on localhost); on any other address they answer 403,
-//!   so exposing the port can never silently hand out pause/reload.
+//!   so exposing the port can never silently hand out pause/reload. Even on
+//!   loopback a request must be `Content-Type: application/json`, with no
+//!   cross-site `Origin` / `Sec-Fetch-Site` and a loopback `Host`, so a web page
+//!   of another site cannot forge one (DESIGN.md §4a). Alertmanager's webhook
+//!   (`POST /api/v1/alerts`) sends JSON and no `Origin`, so it passes.
 mod api;
 mod auth;
+pub mod conn;
 mod form;
 
 use std::net::SocketAddr;
@@ -38,6 +48,10 @@ use crate::store::SharedStore;
 use crate::telemetry::Metrics;
 
 pub use auth::MutationPolicy;
+pub use conn::HttpLimits;
+
+use crate::query::QueryLimits;
+use crate::redact::Redactor;
 
 /// Default cap on request bodies: far above any legitimate query or form.
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
@@ -117,6 +131,10 @@ pub struct ServerConfig {
     pub api_token: Option<String>,
     pub body_limit: usize,
     pub request_timeout: Duration,
+    /// Limits of `/api/v1/query` evaluations (and the size of their pool).
+    pub query: QueryLimits,
+    /// Configured secret values, masked in what the API shows.
+    pub secrets: Redactor,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -126,7 +144,8 @@ impl std::fmt::Debug for ServerConfig {
             .field("api_token", &self.api_token.as_ref().map(|_| "<redacted>"))
             .field("body_limit", &self.body_limit)
             .field("request_timeout", &self.request_timeout)
-            .finish()
+            .field("query", &self.query)
+            .finish_non_exhaustive()
     }
 }
 
@@ -137,6 +156,8 @@ impl ServerConfig {
             api_token: None,
             body_limit: DEFAULT_BODY_LIMIT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            query: QueryLimits::default(),
+            secrets: Redactor::default(),
         }
     }
 
@@ -163,6 +184,10 @@ pub(crate) struct AppState {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) clock: Clock,
     pub(crate) policy: Arc<MutationPolicy>,
+    /// Permits for API query evaluations (`query.max_concurrency`).
+    pub(crate) query_slots: Arc<tokio::sync::Semaphore>,
+    pub(crate) query_limits: QueryLimits,
+    pub(crate) secrets: Arc<Redactor>,
 }
 
 /// Build the router. Bind the listener first, so `cfg.listen` is the real address.
@@ -195,6 +220,11 @@ pub fn router_with(
         metrics,
         clock,
         policy: Arc::new(policy),
+        query_slots: Arc::new(tokio::sync::Semaphore::new(
+            cfg.query.max_concurrency.max(1),
+        )),
+        query_limits: cfg.query.clone(),
+        secrets: Arc::new(cfg.secrets.clone()),
     };
     let timeout = cfg.request_timeout;
     let app = Router::new()
@@ -226,12 +256,28 @@ pub fn router_with(
                     }
                 }
             },
+        ))
+        // Outermost: whatever panics below answers 500, and the agent serves on.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            panic_response,
         ));
     Ok(app)
 }
 
-/// Serve until `shutdown` resolves, then stop accepting and let in-flight
-/// requests finish.
+/// The answer to a request whose handler panicked: a 500 in the API's
+/// envelope, without the panic's text (it may hold data the client must not
+/// see; the panic itself is printed to the agent's stderr).
+fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    tracing::error!("an HTTP handler panicked; answered 500");
+    api::error_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "internal error (the agent's log has the details)",
+    )
+}
+
+/// Serve with the default [`HttpLimits`] until `shutdown` resolves, then stop
+/// accepting and let in-flight requests finish.
 pub async fn serve<F>(
     listener: tokio::net::TcpListener,
     app: Router,
@@ -240,9 +286,20 @@ pub async fn serve<F>(
 where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    serve_with(listener, app, HttpLimits::default(), shutdown).await
+}
+
+/// [`serve`] within `limits` (see [`conn`]).
+pub async fn serve_with<F>(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    limits: HttpLimits,
+    shutdown: F,
+) -> Result<(), ServerError>
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    conn::serve_connections(listener, app, limits, shutdown).await?;
     Ok(())
 }
 

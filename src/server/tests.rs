@@ -90,7 +90,8 @@ fn get(uri: &str) -> Request<Body> {
 }
 
 fn post(uri: &str, auth: Option<&str>) -> Request<Body> {
-    let mut b = Request::post(uri);
+    // JSON, as a mutating request from loopback without a token must be.
+    let mut b = Request::post(uri).header("content-type", "application/json");
     if let Some(a) = auth {
         b = b.header("authorization", a);
     }
@@ -507,4 +508,56 @@ async fn oncall_page_is_html_that_reads_the_api() {
     }
     // Values from the API are inserted as text, never as markup.
     assert!(!page.contains("innerHTML"));
+}
+
+/// A handler that panics answers 500 without the panic's text, over a real
+/// socket, and the server goes on serving (also on the same connection).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_handler_is_a_500_and_the_server_serves_on() {
+    let extra = Router::new().route(
+        "/boom",
+        axum::routing::get(|| async {
+            if std::hint::black_box(true) {
+                panic!("secret-panic-text 4242");
+            }
+            "unreachable"
+        }),
+    );
+    let app = router_with(
+        &loopback(),
+        Arc::new(FakeAgent::default()),
+        Store::shared(),
+        Arc::new(Metrics::new()),
+        Clock::starting_at(0),
+        extra,
+    )
+    .expect("router");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve(listener, app, async {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::new();
+    for _ in 0..3 {
+        let r = client
+            .get(format!("http://{addr}/boom"))
+            .send()
+            .await
+            .expect("an answer, not a dropped connection");
+        assert_eq!(r.status(), 500);
+        let body = r.text().await.expect("body");
+        assert!(!body.contains("secret-panic-text"), "{body}");
+        assert_eq!(json(&body)["errorType"], "internal");
+        let r = client
+            .get(format!("http://{addr}/-/healthy"))
+            .send()
+            .await
+            .expect("healthy");
+        assert_eq!(r.status(), 200);
+    }
+    let _ = stop.send(());
+    server.await.expect("join").expect("served");
 }

@@ -245,13 +245,27 @@ scrape:
 
     /// Start `homeostat run` (output to `agent-<n>.log`) and wait for `/-/ready`.
     pub async fn start(&mut self) {
+        let mut cmd = Command::new(EXE);
+        cmd.arg("run").arg("-c").arg(&self.config);
+        self.start_command(cmd).await
+    }
+
+    /// [`Harness::start`] with `RLIMIT_NOFILE` (soft and hard) set to `n`
+    /// (through the shell's `ulimit`, which then `exec`s the agent).
+    pub async fn start_with_open_files_limit(&mut self, n: u32) {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!("ulimit -n {n} && exec \"$0\" run -c \"$1\""))
+            .arg(EXE)
+            .arg(&self.config);
+        self.start_command(cmd).await
+    }
+
+    async fn start_command(&mut self, mut cmd: Command) {
         assert!(self.child.is_none(), "agent already running");
         self.starts += 1;
         let log = std::fs::File::create(self.log_path(self.starts)).unwrap();
-        let child = Command::new(EXE)
-            .arg("run")
-            .arg("-c")
-            .arg(&self.config)
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -321,9 +335,15 @@ scrape:
         r.json().await.unwrap()
     }
 
-    /// POST with an empty body; returns (status, body text).
+    /// POST with an empty body (typed JSON, as loopback callers without a
+    /// token must send); returns (status, body text).
     pub async fn post(&self, path: &str) -> (u16, String) {
-        let r = http().post(self.url(path)).send().await.unwrap();
+        let r = http()
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .send()
+            .await
+            .unwrap();
         let status = r.status().as_u16();
         (status, r.text().await.unwrap_or_default())
     }

@@ -97,11 +97,15 @@ async fn receive(State(s): State<ReceiverState>, headers: HeaderMap, body: Bytes
     // Guarding writes (and fsyncs) the audit log: off the async workers.
     match tokio::task::spawn_blocking(move || receiver.receive(alerts, now)).await {
         Ok(receipt) => Json(json!({"status": "success", "data": receipt})).into_response(),
-        Err(e) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Json(json!({"status": "error", "errorType": "internal", "error": e.to_string()})),
-        )
-            .into_response(),
+        // Never the panic's text in an answer; the log has it.
+        Err(e) => {
+            tracing::error!(error = %e, "alert receiver task failed");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Json(json!({"status": "error", "errorType": "internal", "error": "internal error (the agent's log has the details)"})),
+            )
+                .into_response()
+        }
     }
 }
 

@@ -74,6 +74,9 @@ echo "== benches (test mode: every bench body runs once)"
 # its unit tests already ran above.)
 cargo test --locked --bench '*' -q
 
+echo "== fuzz: every target 30 s (cargo-fuzz on stable via RUSTC_BOOTSTRAP=1, see scripts/fuzz.sh)"
+bash scripts/fuzz.sh all 30
+
 echo "== the demo (README's first command, debug build): every step must happen"
 demo_dir=$(mktemp -d)
 demo_log=$(mktemp)

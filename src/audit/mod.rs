@@ -90,13 +90,17 @@
 //!
 //! JSON has no NaN: a NaN in `reason.values` (a query without data) is stored as
 //! `null`, and readers turn it back into NaN.
+mod change;
 pub mod cli;
 pub mod detail;
 pub mod event;
 mod files;
 mod line;
 mod read;
+mod render;
+mod summary;
 mod verify;
+mod words;
 mod writer;
 
 pub use event::*;

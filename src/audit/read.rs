@@ -1,10 +1,13 @@
-//! Reading the log: streaming iteration, filters, open actions.
+//! Reading the log: streaming iteration, filters, open actions, and tailing
+//! it across rotation ([`Tail`]).
 //!
 //! Owns how events come back out of the files: one line at a time over all
 //! files in order (fine for a 100 MB log), torn tails skipped and reported,
 //! any other invalid line an error naming file and line. Checks no hashes:
 //! that is [`super::verify`].
 use std::collections::{HashSet, VecDeque};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use super::event::{AuditEvent, EventKind};
@@ -239,4 +242,61 @@ pub fn open_actions(events: &[AuditEvent]) -> Vec<AuditEvent> {
     }
     open.reverse();
     open
+}
+
+/// Reads complete lines appended since the last call, across rotation
+/// (`homeostat audit --follow`).
+#[derive(Debug, Default)]
+pub struct Tail {
+    file_index: Option<u64>,
+    offset: u64,
+}
+
+impl Tail {
+    pub fn poll(&mut self, dir: &Path, mut each: impl FnMut(AuditEvent)) -> Result<(), AuditError> {
+        loop {
+            // List before reading: a newer file only appears after the writer
+            // has finished with the older one, so reading the older one after
+            // the listing sees all of it.
+            let files = list_files(dir)?;
+            let current = match self.file_index {
+                Some(i) => files.iter().find(|(idx, _)| *idx >= i).cloned(),
+                None => files.first().cloned(),
+            };
+            let Some((idx, path)) = current else {
+                return Ok(());
+            };
+            if self.file_index != Some(idx) {
+                self.file_index = Some(idx);
+                self.offset = 0;
+            }
+            let mut f = File::open(&path).map_err(|e| AuditError::io(&path, e))?;
+            f.seek(SeekFrom::Start(self.offset))
+                .map_err(|e| AuditError::io(&path, e))?;
+            let mut reader = BufReader::with_capacity(1 << 16, f);
+            let mut buf = Vec::new();
+            loop {
+                buf.clear();
+                let n = reader
+                    .read_until(b'\n', &mut buf)
+                    .map_err(|e| AuditError::io(&path, e))?;
+                if n == 0 || buf.last() != Some(&b'\n') {
+                    break; // an incomplete line: wait for the rest
+                }
+                self.offset += n as u64;
+                // Invalid complete lines are corruption: `verify` reports them.
+                if let Ok(ev) = decode(&buf[..n - 1]) {
+                    each(ev);
+                }
+            }
+            match files.iter().find(|(i, _)| *i > idx) {
+                // Anything left unterminated here is a torn tail: move on.
+                Some((next, _)) => {
+                    self.file_index = Some(*next);
+                    self.offset = 0;
+                }
+                None => return Ok(()),
+            }
+        }
+    }
 }
